@@ -1,0 +1,97 @@
+"""Agent kinds: the built-in ones and plugins from the ``counterpoint.agents`` entry points."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pydantic
+
+from counterpoint.agents.base import Agent, AgentKind
+from counterpoint.errors import AgentConfigError, UnknownAgentKind
+from counterpoint.model.messages import Loc, did_you_mean, explain_error
+from counterpoint.model.workflow import AgentSpec
+
+__all__ = ["ENTRY_POINT_GROUP", "build_agent", "check_agent", "get_kind", "known_kinds"]
+
+ENTRY_POINT_GROUP = "counterpoint.agents"
+
+_kinds: dict[str, AgentKind] = {}
+_plugins_loaded = False
+
+
+def _builtins() -> dict[str, AgentKind]:
+    from counterpoint.agents.builtin import NOOP, SLEEP
+    from counterpoint.agents.program import PROGRAM
+    from counterpoint.agents.python import PYTHON
+
+    return {"python": PYTHON, "program": PROGRAM, "noop": NOOP, "sleep": SLEEP}
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    _plugins_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _kinds:
+            continue
+        try:
+            kind = ep.load()
+        except Exception as exc:
+            raise AgentConfigError(
+                f"the agent kind plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
+            ) from exc
+        _kinds[ep.name] = kind() if isinstance(kind, type) else kind
+
+
+def known_kinds() -> list[str]:
+    """Names of every agent kind available, plugins included."""
+    if not _kinds:
+        _kinds.update(_builtins())
+    if not _plugins_loaded:
+        _load_plugins()
+    return sorted(_kinds)
+
+
+def get_kind(name: str) -> AgentKind:
+    """The agent kind called ``name``; raises ``UnknownAgentKind``."""
+    if not _kinds:
+        _kinds.update(_builtins())
+    if name not in _kinds and not _plugins_loaded:
+        _load_plugins()
+    try:
+        return _kinds[name]
+    except KeyError:
+        raise UnknownAgentKind(name, known_kinds()) from None
+
+
+def check_agent(name: str, spec: AgentSpec, base_dir: Path) -> list[tuple[Loc, str]]:
+    """Problems with one agent definition, each with its place inside the definition."""
+    try:
+        kind = get_kind(spec.kind)
+    except UnknownAgentKind as exc:
+        hint = did_you_mean(spec.kind, exc.known)
+        return [(("kind",), f"agent {name!r}: unknown kind {spec.kind!r}{hint}; "
+                 f"known kinds: {', '.join(exc.known)}")]
+    except AgentConfigError as exc:
+        return [(("kind",), f"agent {name!r}: {exc}")]
+    try:
+        kind.options.model_validate(spec.options, context={"base_dir": base_dir})
+    except pydantic.ValidationError as exc:
+        out: list[tuple[Loc, str]] = []
+        for err in exc.errors():
+            loc, message, _key = explain_error(err, kind.options)
+            out.append((loc, f"agent {name!r} ({spec.kind}): {message}"))
+        return out
+    return []
+
+
+def build_agent(name: str, spec: AgentSpec, base_dir: Path) -> Agent:
+    """Make the agent that ``spec`` defines; raises ``AgentConfigError`` naming the agent."""
+    kind = get_kind(spec.kind)
+    try:
+        options = kind.options.model_validate(spec.options, context={"base_dir": base_dir})
+        return kind.build(spec, options, base_dir)
+    except pydantic.ValidationError as exc:
+        raise AgentConfigError(f"agent {name!r}: {exc}") from None
+    except AgentConfigError as exc:
+        raise AgentConfigError(f"agent {name!r}: {exc}") from None

@@ -1,0 +1,56 @@
+"""Durations as users write them: ``250ms``, ``1.5s``, ``2m``, ``1h30m``, ``1d``, or seconds."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["format_duration", "parse_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)")
+_WHOLE = re.compile(r"\s*(?:(?:\d+(?:\.\d+)?|\.\d+)\s*(?:ms|s|m|h|d)\s*)+")
+
+
+def parse_duration(value: object) -> float:
+    """Return ``value`` in seconds.
+
+    Numbers are seconds. Strings are one or more ``<number><unit>`` parts with units ms, s, m,
+    h, d (``1h30m``). Raises ``ValueError`` with a message that shows the accepted forms.
+    """
+    if isinstance(value, bool):
+        raise ValueError(_explain(value))
+    if isinstance(value, int | float):
+        if value < 0 or value != value or value == float("inf"):
+            raise ValueError(f"duration must be a finite number of seconds >= 0, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            pass
+        else:
+            return parse_duration(seconds)
+        if _WHOLE.fullmatch(text):
+            return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    raise ValueError(_explain(value))
+
+
+def _explain(value: object) -> str:
+    return (
+        f"bad duration {value!r}: write seconds (30, 1.5) or a number with a unit "
+        "(250ms, 10s, 2m, 1h30m, 1d)"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: ``420ms``, ``12.3s``, ``4m05s``, ``2h03m``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

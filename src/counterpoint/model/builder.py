@@ -1,0 +1,106 @@
+"""Build a workflow in Python; ``build()`` checks it exactly as the YAML loader does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from counterpoint.durations import parse_duration
+from counterpoint.model.load import workflow_from_data
+from counterpoint.model.locate import NoPositions
+from counterpoint.model.workflow import Workflow
+
+__all__ = ["WorkflowBuilder", "ref"]
+
+
+def ref(path: str) -> str:
+    """``ref("steps.fetch.output.items")`` -> ``"${{ steps.fetch.output.items }}"``."""
+    return "${{ " + path + " }}"
+
+
+class WorkflowBuilder:
+    """Collects inputs, agents and steps, then makes a checked :class:`Workflow`.
+
+    >>> b = WorkflowBuilder("hello")
+    >>> b.agent("wait", kind="sleep", seconds="10ms")
+    >>> b.step("a", agent="wait")
+    'a'
+    >>> b.step("b", agent="wait", needs=["a"])
+    'b'
+    >>> b.build().steps[1].needs
+    ('a',)
+    """
+
+    def __init__(self, name: str, *, description: str | None = None,
+                 max_concurrency: int | None = None) -> None:
+        self._data: dict[str, object] = {"name": name}
+        if description is not None:
+            self._data["description"] = description
+        if max_concurrency is not None:
+            self._data["max_concurrency"] = max_concurrency
+        self._inputs: dict[str, object] = {}
+        self._agents: dict[str, object] = {}
+        self._steps: list[dict[str, object]] = []
+        self._defaults: dict[str, object] = {}
+
+    def input(self, name: str, *, default: object = None, type: str = "any",
+              required: bool | None = None, description: str | None = None) -> str:
+        """Declare a workflow input; returns the reference to it."""
+        spec: dict[str, object] = {"type": type, "default": default}
+        if required is not None:
+            spec["required"] = required
+        if description is not None:
+            spec["description"] = description
+        self._inputs[name] = spec
+        return ref(f"inputs.{name}")
+
+    def agent(self, name: str, *, kind: str | None = None,
+              function: Callable[..., object] | str | None = None, **options: object) -> None:
+        """Define an agent: ``agent("fetch", function=fetch)`` or ``agent("x", kind=..., ...)``.
+
+        Passing ``function`` alone defines a ``python`` agent.
+        """
+        if function is not None:
+            options["function"] = function
+            kind = kind or "python"
+        if kind is None:
+            raise TypeError("agent() needs kind=... or function=...")
+        self._agents[name] = {"kind": kind, **options}
+
+    def defaults(self, **values: object) -> None:
+        """Values every step gets unless it says otherwise (retries, timeout, estimate)."""
+        self._defaults.update(values)
+
+    def step(self, id: str, *, agent: str, needs: Sequence[str] | str = (),
+             input: object = None, estimate: float | str | None = None,
+             retries: int | dict[str, object] | None = None,
+             timeout: float | str | None = None, description: str | None = None) -> str:
+        """Add a step; returns its id, so it can be passed to ``needs`` of later steps."""
+        data: dict[str, object] = {"id": id, "agent": agent}
+        if needs:
+            data["needs"] = [needs] if isinstance(needs, str) else list(needs)
+        if input is not None:
+            data["input"] = input
+        if estimate is not None:
+            data["estimate"] = parse_duration(estimate) if isinstance(estimate, str) else estimate
+        for key, value in (("retries", retries), ("timeout", timeout),
+                           ("description", description)):
+            if value is not None:
+                data[key] = value
+        self._steps.append(data)
+        return id
+
+    def output(self, step_id: str, *path: str | int) -> str:
+        """The reference to a step's output (or a part of it)."""
+        return ref(".".join(["steps", step_id, "output", *map(str, path)]))
+
+    def build(self) -> Workflow:
+        """The checked workflow; raises ``WorkflowInvalid`` listing every problem."""
+        data = dict(self._data)
+        if self._inputs:
+            data["inputs"] = self._inputs
+        if self._agents:
+            data["agents"] = self._agents
+        if self._defaults:
+            data["defaults"] = self._defaults
+        data["steps"] = self._steps
+        return workflow_from_data(data, NoPositions())

@@ -1,0 +1,154 @@
+"""Checks of how the parts of a workflow fit together, each mistake reported with its place.
+
+Shapes and types are the models' job; here: agents that exist and are well defined, step ids
+given once, dependencies that exist and form no cycle, and references that point at workflow
+inputs or at outputs of steps upstream.
+"""
+
+from __future__ import annotations
+
+import difflib
+import graphlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from counterpoint.errors import Problem
+from counterpoint.model.locate import Locator
+from counterpoint.model.refs import Reference, find_references
+from counterpoint.model.workflow import Workflow
+
+__all__ = ["check"]
+
+
+def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
+    """Every problem in how ``workflow``'s parts refer to each other (empty when none).
+
+    ``base_dir`` is where the workflow lives: Python agents may import modules from there.
+    """
+    from counterpoint.agents.registry import check_agent
+
+    problems: list[Problem] = []
+    for name, spec in workflow.agents.items():
+        for loc, message in check_agent(name, spec, base_dir):
+            problems.append(where.problem(("agents", name, *loc), message, key=bool(loc)))
+
+    index: dict[str, int] = {}
+    for i, step in enumerate(workflow.steps):
+        if step.id in index:
+            first = index[step.id]
+            problems.append(where.problem(
+                ("steps", i, "id"),
+                f"duplicate step id {step.id!r} (also steps[{first}])",
+            ))
+        else:
+            index[step.id] = i
+
+    agents = list(workflow.agents)
+    graph: dict[str, list[str]] = {}
+    for i, step in enumerate(workflow.steps):
+        if step.agent not in workflow.agents:
+            problems.append(where.problem(
+                ("steps", i, "agent"),
+                f"step {step.id!r}: unknown agent {step.agent!r}{_hint(step.agent, agents)}",
+            ))
+        deps: list[str] = []
+        for j, need in enumerate(step.needs):
+            if need == step.id:
+                problems.append(where.problem(
+                    ("steps", i, "needs", j), f"step {step.id!r} cannot need itself"))
+            elif need not in index:
+                problems.append(where.problem(
+                    ("steps", i, "needs", j),
+                    f"step {step.id!r} needs unknown step {need!r}{_hint(need, index)}",
+                ))
+            elif need in deps:
+                problems.append(where.problem(
+                    ("steps", i, "needs", j), f"step {step.id!r} lists {need!r} twice in needs"))
+            else:
+                deps.append(need)
+        graph.setdefault(step.id, deps)
+
+    cycle = _find_cycle(graph)
+    if cycle:
+        first = index[cycle[0]]
+        problems.append(where.problem(
+            ("steps", first, "needs"),
+            "dependency cycle: " + " -> ".join(cycle)
+            + " (remove one of these needs to break it)",
+        ))
+    else:
+        problems.extend(_reference_problems(workflow, graph, where))
+    return problems
+
+
+def _hint(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        # graphlib gives the cycle against the direction of `needs`, ending where it started.
+        return list(reversed(exc.args[1]))
+    return []
+
+
+def _reference_problems(
+    workflow: Workflow, graph: dict[str, list[str]], where: Locator
+) -> Iterable[Problem]:
+    for i, step in enumerate(workflow.steps):
+        if step.input is None:
+            continue
+        for inner, ref in find_references(step.input):
+            loc = ("steps", i, "input", *inner)
+            if isinstance(ref, str):
+                yield where.problem(loc, f"step {step.id!r}: {ref}")
+                continue
+            message = _reference_problem(workflow, graph, step.id, ref)
+            if message:
+                yield where.problem(loc, f"step {step.id!r}: {message}")
+
+
+def _reference_problem(
+    workflow: Workflow, graph: dict[str, list[str]], step_id: str, ref: Reference
+) -> str | None:
+    if ref.root == "inputs":
+        if not ref.path or not isinstance(ref.path[0], str):
+            return f"{ref} must name an input, e.g. ${{{{ inputs.NAME }}}}"
+        name = ref.path[0]
+        if name not in workflow.inputs:
+            return f"{ref} refers to unknown input {name!r}{_hint(name, workflow.inputs)}"
+        return None
+    if ref.root == "steps":
+        if len(ref.path) < 2 or ref.path[1] != "output":
+            return f"{ref}: write ${{{{ steps.ID.output }}}} or ${{{{ steps.ID.output.KEY }}}}"
+        target = str(ref.path[0])
+        if target not in graph:
+            return f"{ref} refers to unknown step {target!r}{_hint(target, graph)}"
+        if target == step_id:
+            return f"{ref}: a step cannot use its own output"
+        if not _is_upstream(graph, step_id, target):
+            return (
+                f"{ref} uses the output of {target!r}, which is not upstream of {step_id!r}; "
+                f"add {target!r} to its needs"
+            )
+        return None
+    return f"{ref}: unknown name {ref.root!r}; use inputs.NAME or steps.ID.output"
+
+
+def _is_upstream(graph: dict[str, list[str]], step_id: str, target: str) -> bool:
+    deps = graph[step_id]
+    if target in deps:
+        return True
+    seen = {step_id}
+    stack = list(deps)
+    while stack:
+        node = stack.pop()
+        if node == target:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(graph[node])
+    return False

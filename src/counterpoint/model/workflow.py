@@ -1,0 +1,189 @@
+"""The workflow model: the objects the YAML loader and the Python builder both produce.
+
+The models check types and shapes (pydantic); the relations between parts (agents that
+exist, dependencies, cycles, references) are checked by :mod:`counterpoint.model.validate`,
+which can report every mistake with its position.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PrivateAttr,
+    model_validator,
+)
+
+from counterpoint.durations import parse_duration
+
+__all__ = [
+    "AgentSpec",
+    "Duration",
+    "InputSpec",
+    "RetryPolicy",
+    "Step",
+    "StepDefaults",
+    "Workflow",
+]
+
+STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
+def _duration(value: object) -> float:
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+"""Seconds; accepts ``250ms``, ``1.5s``, ``2m``, ``1h30m`` or a number of seconds."""
+
+
+def _step_id(value: object) -> object:
+    if isinstance(value, str) and not STEP_ID.fullmatch(value):
+        raise ValueError(
+            f"bad step id {value!r}: use letters, digits, '_' and '-', starting with a letter"
+            " or '_'"
+        )
+    return value
+
+
+StepId = Annotated[str, BeforeValidator(_step_id)]
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class RetryPolicy(_Model):
+    """How often a failed step is tried again, and how long to wait in between.
+
+    The n-th retry waits ``min(backoff * factor**(n-1), max_backoff)``, shortened by a random
+    fraction of up to ``jitter`` so that many retries do not fall in step.
+    """
+
+    max: int = Field(0, ge=0, description="retries after the first attempt")
+    backoff: Duration = 1.0
+    factor: float = Field(2.0, ge=1.0)
+    max_backoff: Duration = 60.0
+    jitter: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_count(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"max": value}
+        return value
+
+    def delay(self, retry: int, random: float) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based); ``random`` in [0, 1)."""
+        base = min(self.backoff * self.factor ** (retry - 1), self.max_backoff)
+        return base * (1.0 - self.jitter * random)
+
+
+class StepDefaults(_Model):
+    """Values every step gets unless it says otherwise."""
+
+    retries: RetryPolicy = RetryPolicy()
+    timeout: Duration | None = None
+    estimate: Duration | None = None
+
+
+class InputSpec(_Model):
+    """A workflow input. A plain value in YAML (``repo: .``) is shorthand for its default."""
+
+    type: Literal["string", "integer", "number", "boolean", "object", "array", "any"] = "any"
+    default: JsonValue = None
+    required: bool | None = None
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_default(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return {"default": value}
+        return value
+
+    @property
+    def is_required(self) -> bool:
+        return self.required if self.required is not None else self.default is None
+
+
+class AgentSpec(_Model):
+    """An agent definition: its ``kind`` and the kind's own options.
+
+    In YAML the options sit beside ``kind`` (``{kind: program, argv: [...]}``); each kind checks
+    its options. From Python, ``options`` may also hold objects YAML cannot, such as a function.
+    """
+
+    kind: str
+    description: str | None = None
+    options: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_options(cls, value: object) -> object:
+        if isinstance(value, dict) and "options" not in value:
+            own = {"kind", "description"}
+            options = {k: v for k, v in value.items() if k not in own}
+            return {k: v for k, v in value.items() if k in own} | {"options": options}
+        return value
+
+
+class Step(_Model):
+    """One unit of work: an agent called with an input once the steps it needs are done."""
+
+    id: StepId
+    agent: str
+    needs: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+    input: JsonValue = None
+    estimate: Duration | None = None
+    retries: RetryPolicy | None = None
+    timeout: Duration | None = None
+    description: str | None = None
+
+
+class Workflow(_Model):
+    """A named set of agents and the steps that use them.
+
+    Build one with :func:`counterpoint.load` (YAML) or :class:`counterpoint.WorkflowBuilder`;
+    both check it the same way and give equal objects.
+    """
+
+    name: str
+    description: str | None = None
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    agents: dict[str, AgentSpec] = Field(default_factory=dict)
+    defaults: StepDefaults = StepDefaults()
+    max_concurrency: int | None = Field(None, ge=1)
+    steps: tuple[Step, ...] = ()
+
+    _source: str = PrivateAttr("<python>")
+
+    @property
+    def source(self) -> str:
+        """The file the workflow was loaded from, or ``<python>``."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths and Python agent modules are looked up: the file's folder."""
+        if self._source.startswith("<"):
+            return Path.cwd()
+        return Path(self._source).resolve().parent
+
+    def step(self, step_id: str) -> Step:
+        """The step called ``step_id``; raises ``KeyError``."""
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)

@@ -1,0 +1,171 @@
+"""The scheduling decisions, kept pure: state in, decisions out; no clock, no I/O.
+
+A step is released the moment the last step it needs succeeds: there are no levels or
+supersteps, so a slow branch never holds back an unrelated one. Among released steps, the
+highest priority starts first, within the concurrency limit.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from enum import Enum
+
+from counterpoint.graph.dag import Graph
+
+__all__ = ["Scheduler", "StepState"]
+
+
+class StepState(Enum):
+    """Where a step is in its life. Final states: SUCCEEDED, FAILED, SKIPPED, CANCELLED."""
+
+    PENDING = "pending"  # waiting for steps it needs
+    READY = "ready"  # released, waiting for a slot
+    RUNNING = "running"
+    WAITING = "waiting"  # failed an attempt; waiting to retry
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a step it needs failed or was cancelled
+    CANCELLED = "cancelled"  # stopped by fail-fast or an interrupt
+
+    @property
+    def final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED,
+                    StepState.CANCELLED})
+_P, _R, _X, _W = StepState.PENDING, StepState.READY, StepState.RUNNING, StepState.WAITING
+
+
+class TransitionError(RuntimeError):
+    """A step was moved between states in an order the scheduler does not allow (a bug)."""
+
+
+class Scheduler:
+    """Dependency counting with a priority queue of released steps.
+
+    Invariants: ``waiting_on[i]`` is the number of steps ``i`` needs that have not succeeded;
+    a step is in the heap exactly when it is READY; ``running`` counts RUNNING steps;
+    ``open`` counts steps not in a final state.
+    """
+
+    __slots__ = ("_heap", "_seq", "graph", "limit", "open", "priority", "running", "state",
+                 "waiting_on")
+
+    def __init__(
+        self,
+        graph: Graph,
+        priority: Sequence[float] | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        n = len(graph)
+        self.graph = graph
+        self.priority = list(priority) if priority is not None else [0.0] * n
+        self.limit = max_concurrency or n or 1
+        self.state = [_P] * n
+        self.waiting_on = [len(p) for p in graph.preds]
+        self.running = 0
+        self.open = n
+        self._heap: list[tuple[float, int, int]] = []
+        self._seq = 0
+        for i in range(n):
+            if not self.waiting_on[i]:
+                self._release(i)
+
+    def __repr__(self) -> str:
+        return (f"<Scheduler open={self.open} running={self.running} "
+                f"ready={len(self._heap)} limit={self.limit}>")
+
+    @property
+    def finished(self) -> bool:
+        """Every step is in a final state."""
+        return self.open == 0
+
+    @property
+    def ready(self) -> int:
+        return len(self._heap)
+
+    def _release(self, i: int) -> None:
+        self.state[i] = _R
+        self._seq += 1
+        heapq.heappush(self._heap, (-self.priority[i], self._seq, i))
+
+    def _expect(self, i: int, state: StepState) -> None:
+        if self.state[i] is not state:
+            raise TransitionError(
+                f"step {self.graph.ids[i]!r} is {self.state[i].value}, expected {state.value}")
+
+    def take(self) -> list[int]:
+        """Released steps to start now, highest priority first, within the limit."""
+        heap = self._heap
+        free = self.limit - self.running
+        started: list[int] = []
+        while heap and free > 0:
+            i = heapq.heappop(heap)[2]
+            self.state[i] = _X
+            started.append(i)
+            free -= 1
+        self.running += len(started)
+        return started
+
+    def succeeded(self, i: int) -> None:
+        """Step ``i`` finished well; release the dependents it was the last need of."""
+        self._expect(i, _X)
+        self.state[i] = StepState.SUCCEEDED
+        self.running -= 1
+        self.open -= 1
+        waiting_on = self.waiting_on
+        for j in self.graph.succs[i]:
+            waiting_on[j] -= 1
+            if waiting_on[j] == 0 and self.state[j] is _P:
+                self._release(j)
+
+    def failed(self, i: int) -> list[int]:
+        """Step ``i`` failed for good; returns the downstream steps now skipped."""
+        self._expect(i, _X)
+        self.state[i] = StepState.FAILED
+        self.running -= 1
+        self.open -= 1
+        return self._skip_downstream(i)
+
+    def retry_later(self, i: int) -> None:
+        """Step ``i`` failed an attempt and will be tried again; it frees its slot meanwhile."""
+        self._expect(i, _X)
+        self.state[i] = _W
+        self.running -= 1
+
+    def retry_now(self, i: int) -> None:
+        """The wait before retrying step ``i`` is over."""
+        if self.state[i] is _W:
+            self._release(i)
+
+    def cancelled(self, i: int) -> list[int]:
+        """A running step was cancelled; returns the downstream steps now skipped."""
+        self._expect(i, _X)
+        self.state[i] = StepState.CANCELLED
+        self.running -= 1
+        self.open -= 1
+        return self._skip_downstream(i)
+
+    def cancel_unstarted(self) -> list[int]:
+        """Stop everything not yet running (fail-fast, interrupt); returns those steps."""
+        out = [i for i, s in enumerate(self.state) if s in (_P, _R, _W)]
+        for i in out:
+            self.state[i] = StepState.CANCELLED
+        self.open -= len(out)
+        self._heap.clear()
+        return out
+
+    def _skip_downstream(self, i: int) -> list[int]:
+        skipped: list[int] = []
+        stack = list(self.graph.succs[i])
+        state = self.state
+        while stack:
+            j = stack.pop()
+            if state[j] is _P:
+                state[j] = StepState.SKIPPED
+                skipped.append(j)
+                stack.extend(self.graph.succs[j])
+        self.open -= len(skipped)
+        return skipped

@@ -1,0 +1,327 @@
+"""The engine: drives the pure scheduler, hands jobs to a backend, and keeps the records.
+
+One loop, on any clock: start what the scheduler releases, wait until a backend reports (or
+a retry falls due), apply every report that arrived, repeat. Reports arrive in an inbox, so
+many completions are applied per wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Literal
+
+from counterpoint.agents.base import Agent, StepContext
+from counterpoint.backends.base import Backend, Completion, Job, Outcome
+from counterpoint.graph.analysis import analyse, upward_ranks
+from counterpoint.graph.dag import Graph
+from counterpoint.model.refs import Template, compile_template
+from counterpoint.model.workflow import RetryPolicy, Workflow
+from counterpoint.observe.base import RunObserver
+from counterpoint.scheduler.clock import Clock, Timer
+from counterpoint.scheduler.core import Scheduler, StepState
+from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
+
+__all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
+
+Priority = Literal["critical-path", "fifo"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to run: concurrency limit, fail-fast, priority rule, and the seed for jitter."""
+
+    max_concurrency: int | None = None
+    fail_fast: bool = False
+    priority: Priority = "critical-path"
+    seed: int | None = None
+
+
+def new_run_id() -> str:
+    """Sortable and readable: ``20261124-193012-4f2a9c``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def shape_pattern(graph: Graph) -> str:
+    """The seed's pattern that the dependency structure follows.
+
+    One step at a time (a chain): sequential; no dependencies at all: parallel; a mix of
+    both: hybrid.
+    """
+    stats = analyse(graph)
+    if stats.width <= 1:
+        return "sequential"
+    if stats.depth <= 1:
+        return "parallel"
+    return "hybrid"
+
+
+class Engine:
+    """Runs one workflow once. Create, then ``await run()``; ``interrupt()`` stops it early."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        *,
+        agents: Mapping[str, Agent],
+        backend: Backend,
+        clock: Clock,
+        inputs: Mapping[str, object] | None = None,
+        options: RunOptions | None = None,
+        observers: Sequence[RunObserver] = (),
+        run_id: str | None = None,
+        graph: Graph | None = None,
+        virtual: bool = False,
+    ) -> None:
+        self.workflow = workflow
+        self.options = options or RunOptions()
+        self.backend = backend
+        self.clock = clock
+        self.inputs = dict(inputs or {})
+        self.observers = list(observers)
+        self.run_id = run_id or new_run_id()
+        self.virtual = virtual
+        self.graph = graph or Graph.from_workflow(workflow)
+        steps = workflow.steps
+        defaults = workflow.defaults
+        self._agents: list[Agent] = [agents[s.agent] for s in steps] if agents else []
+        self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout
+                          for s in steps]
+        self._retries: list[RetryPolicy] = [s.retries or defaults.retries for s in steps]
+        self._templates: list[Template | None] = [compile_template(s.input) for s in steps]
+        self.records = [StepRecord(s.id, s.agent) for s in steps]
+        self.outputs: list[object] = [None] * len(steps)
+        self.events: list[AgentEvent] = []
+        priority = upward_ranks(self.graph) if self.options.priority == "critical-path" else None
+        max_conc = self.options.max_concurrency or workflow.max_concurrency
+        self.scheduler = Scheduler(self.graph, priority, max_conc)
+        self._rng = random.Random(self.options.seed)
+        self._inbox: deque[Completion | int] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._running: set[int] = set()
+        self._retry_timers: dict[int, Timer] = {}
+        self._t0 = 0.0
+        self._stop_reason: Literal["", "fail-fast", "interrupt"] = ""
+        self._stopping = False
+        self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
+
+    # --- driving loop --------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """Run every step to a final state and return the result."""
+        loop = asyncio.get_running_loop()
+        clock = self.clock
+        sched = self.scheduler
+        wall0 = time.time()
+        self._t0 = clock.now()
+        for o in self.observers:
+            o.run_started(self.run_id, self.workflow.name, self.records)
+        try:
+            while not sched.finished:
+                if self._stop_reason and not self._stopping:
+                    self._stop()
+                started = sched.take()
+                if started:
+                    self._start_all(started)
+                if not self._inbox:
+                    waiter = self._waiter = loop.create_future()
+                    await clock.wait(waiter)
+                    self._waiter = None
+                self._drain()
+        finally:
+            for timer in self._retry_timers.values():
+                timer.cancel()
+            await self.backend.aclose()
+        result = RunResult(
+            run_id=self.run_id,
+            workflow=self.workflow.name,
+            status=self._status(),
+            pattern=shape_pattern(self.graph),
+            started_at=wall0,
+            makespan_s=clock.now() - self._t0,
+            steps={r.id: r for r in self.records},
+            events=self.events,
+            virtual=self.virtual,
+        )
+        for o in self.observers:
+            o.run_finished(result)
+        return result
+
+    def interrupt(self) -> None:
+        """Stop early: cancel running steps, start nothing new (the run ends INTERRUPTED)."""
+        self._stop_reason = "interrupt"
+        self._wake()
+
+    def _status(self) -> RunStatus:
+        if self._stop_reason == "interrupt":
+            return RunStatus.INTERRUPTED
+        if all(r.status is StepState.SUCCEEDED for r in self.records):
+            return RunStatus.SUCCEEDED
+        return RunStatus.FAILED
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _post(self, item: Completion | int) -> None:
+        self._inbox.append(item)
+        self._wake()
+
+    def _drain(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            item = inbox.popleft()
+            if isinstance(item, int):
+                self._retry_timers.pop(item, None)
+                self.scheduler.retry_now(item)
+            else:
+                self._finish(item)
+
+    # --- starting and finishing steps ----------------------------------------------------
+
+    def _start_all(self, indexes: list[int]) -> None:
+        now = self.clock.now() - self._t0
+        records = self.records
+        graph = self.graph
+        backend = self.backend
+        observers = self.observers
+        agents = self._agents
+        for i in indexes:
+            rec = records[i]
+            rec.status = StepState.RUNNING
+            rec.attempts += 1
+            if rec.start is None:
+                rec.start = now
+            self._running.add(i)
+            job = Job(i, rec.id, rec.attempts, agents[i] if agents else _no_agent,
+                      partial(self._context, i, rec.attempts), graph.estimates[i],
+                      self._timeouts[i])
+            for o in observers:
+                o.step_started(rec, rec.attempts)
+            backend.start(job, self._post)
+
+    def _context(self, i: int, attempt: int) -> StepContext:
+        template = self._templates[i]
+        step = self.workflow.steps[i]
+        value = template(self._scope) if template is not None else step.input
+        ids = self.graph.ids
+        outputs = self.outputs
+        return StepContext(
+            run_id=self.run_id,
+            step_id=step.id,
+            attempt=attempt,
+            input=value,
+            upstream={ids[p]: outputs[p] for p in self.graph.preds[i]},
+            estimate=step.estimate,
+            timeout=self._timeouts[i],
+            workflow=self.workflow.name,
+            base_dir=self.workflow.base_dir,
+            _emit=self._emit,
+        )
+
+    def _emit(self, step_id: str, name: str, data: Mapping[str, object]) -> None:
+        t = self.clock.now() - self._t0
+        self.events.append(AgentEvent(t, step_id, name, dict(data)))
+        for o in self.observers:
+            o.event(t, step_id, name, data)
+
+    def _finish(self, c: Completion) -> None:
+        i = c.index
+        rec = self.records[i]
+        self._running.discard(i)
+        sched = self.scheduler
+        if c.outcome is Outcome.SUCCEEDED:
+            self.outputs[i] = c.output
+            rec.output = c.output
+            rec.status = StepState.SUCCEEDED
+            rec.end = c.finished - self._t0
+            sched.succeeded(i)
+            for o in self.observers:
+                o.step_finished(rec)
+            return
+        if c.outcome is Outcome.CANCELLED:
+            rec.status = StepState.CANCELLED
+            rec.error = rec.error or "cancelled"
+            rec.end = c.finished - self._t0
+            self._settle(rec, sched.cancelled(i))
+            return
+        error = c.error or c.outcome.value
+        rec.errors.append(error)
+        rec.error = error
+        policy = self._retries[i]
+        if c.retryable and rec.attempts <= policy.max and not self._stopping:
+            delay = policy.delay(rec.attempts, self._rng.random())
+            sched.retry_later(i)
+            rec.status = StepState.WAITING
+            for o in self.observers:
+                o.step_retrying(rec, error, delay)
+            self._retry_timers[i] = self.clock.call_later(delay, partial(self._post, i))
+            return
+        rec.status = StepState.FAILED
+        rec.end = c.finished - self._t0
+        self._settle(rec, sched.failed(i))
+        if self.options.fail_fast and not self._stop_reason:
+            self._stop_reason = "fail-fast"
+
+    def _settle(self, rec: StepRecord, skipped: list[int]) -> None:
+        """Record a step that ended without success, and the steps skipped because of it."""
+        observers = self.observers
+        for o in observers:
+            o.step_finished(rec)
+        for j in skipped:
+            sk = self.records[j]
+            sk.status = StepState.SKIPPED
+            sk.error = f"not run: {rec.id!r} {rec.status.value}"
+            for o in observers:
+                o.step_finished(sk)
+
+    def _stop(self) -> None:
+        """Fail-fast or interrupt: cancel what has not started, then what is running."""
+        self._stopping = True
+        reason = "interrupted" if self._stop_reason == "interrupt" else "stopped by fail-fast"
+        for j in self.scheduler.cancel_unstarted():
+            timer = self._retry_timers.pop(j, None)
+            if timer is not None:
+                timer.cancel()
+            rec = self.records[j]
+            rec.status = StepState.CANCELLED
+            rec.error = rec.error if rec.attempts else f"not run: {reason}"
+            for o in self.observers:
+                o.step_finished(rec)
+        for i in list(self._running):
+            self.backend.cancel(i)
+
+
+class _StepOutputs(Mapping[str, object]):
+    """``steps.ID.output`` for references, read from the engine's outputs as they are now."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getitem__(self, key: str) -> object:
+        i = self._engine.graph.index[key]
+        return {"output": self._engine.outputs[i]}
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._engine.graph.ids)
+
+    def __len__(self) -> int:
+        return len(self._engine.graph.ids)
+
+
+async def _no_agent(ctx: StepContext) -> object:
+    raise RuntimeError("this engine was built without agents (simulation only)")
