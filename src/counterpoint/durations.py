@@ -20,7 +20,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(_explain(value))
     if isinstance(value, int | float):
-        if value < 0 or value != value or value == float("inf"):
+        if not 0 <= value < float("inf"):
             raise ValueError(f"duration must be a finite number of seconds >= 0, got {value!r}")
         return float(value)
     if isinstance(value, str):

@@ -35,18 +35,23 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
     for name in given:
         if name not in workflow.inputs:
             known = ", ".join(workflow.inputs) or "none"
-            problems.append(Problem(f"unknown input {name!r} (inputs: {known})",
-                                    file=workflow.source))
+            problems.append(
+                Problem(f"unknown input {name!r} (inputs: {known})", file=workflow.source)
+            )
     for name, spec in workflow.inputs.items():
         if name in given:
             value = given[name]
             if not _has_type(value, spec):
-                problems.append(Problem(f"input {name!r} should be {spec.type}, got {value!r}",
-                                        file=workflow.source))
+                problems.append(
+                    Problem(
+                        f"input {name!r} should be {spec.type}, got {value!r}", file=workflow.source
+                    )
+                )
             out[name] = value
         elif spec.is_required:
-            problems.append(Problem(
-                f"missing input {name!r}: pass --input {name}=VALUE", file=workflow.source))
+            problems.append(
+                Problem(f"missing input {name!r}: pass --input {name}=VALUE", file=workflow.source)
+            )
         else:
             out[name] = spec.default
     if problems:
@@ -55,8 +60,12 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str, "integer": int, "number": (int, float), "boolean": bool,
-    "object": dict, "array": list,
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
 }
 
 

@@ -78,8 +78,11 @@ class _Program:
     async def __call__(self, ctx: StepContext) -> object:
         scope: dict[str, object] = {
             "input": ctx.input,
-            "step": {"id": ctx.step_id, "attempt": ctx.attempt,
-                     "idempotency_key": ctx.idempotency_key},
+            "step": {
+                "id": ctx.step_id,
+                "attempt": ctx.attempt,
+                "idempotency_key": ctx.idempotency_key,
+            },
             "run": {"id": ctx.run_id},
         }
         argv = [_render(t, raw, scope) for t, raw in self.argv]
@@ -101,8 +104,9 @@ class _Program:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise StepFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}",
-                             retryable=False) from None
+            raise StepFailed(
+                f"cannot start {argv[0]!r}: {exc.strerror or exc}", retryable=False
+            ) from None
         try:
             out, err = await proc.communicate(data)
         except BaseException:
@@ -135,8 +139,9 @@ def _parse_output(out: bytes, mode: str, program: str) -> object:
         return json.loads(text) if text.strip() else None
     except ValueError:
         if mode == "json":
-            raise StepFailed(f"{program} printed output that is not JSON: {text[:200]!r}",
-                             retryable=False) from None
+            raise StepFailed(
+                f"{program} printed output that is not JSON: {text[:200]!r}", retryable=False
+            ) from None
         return text.rstrip("\n")
 
 

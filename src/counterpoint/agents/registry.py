@@ -17,7 +17,7 @@ __all__ = ["ENTRY_POINT_GROUP", "build_agent", "check_agent", "get_kind", "known
 ENTRY_POINT_GROUP = "counterpoint.agents"
 
 _kinds: dict[str, AgentKind] = {}
-_plugins_loaded = False
+_plugins: dict[str, bool] = {"loaded": False}
 
 
 def _builtins() -> dict[str, AgentKind]:
@@ -29,8 +29,7 @@ def _builtins() -> dict[str, AgentKind]:
 
 
 def _load_plugins() -> None:
-    global _plugins_loaded
-    _plugins_loaded = True
+    _plugins["loaded"] = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _kinds:
             continue
@@ -47,7 +46,7 @@ def known_kinds() -> list[str]:
     """Names of every agent kind available, plugins included."""
     if not _kinds:
         _kinds.update(_builtins())
-    if not _plugins_loaded:
+    if not _plugins["loaded"]:
         _load_plugins()
     return sorted(_kinds)
 
@@ -56,7 +55,7 @@ def get_kind(name: str) -> AgentKind:
     """The agent kind called ``name``; raises ``UnknownAgentKind``."""
     if not _kinds:
         _kinds.update(_builtins())
-    if name not in _kinds and not _plugins_loaded:
+    if name not in _kinds and not _plugins["loaded"]:
         _load_plugins()
     try:
         return _kinds[name]
@@ -70,8 +69,13 @@ def check_agent(name: str, spec: AgentSpec, base_dir: Path) -> list[tuple[Loc, s
         kind = get_kind(spec.kind)
     except UnknownAgentKind as exc:
         hint = did_you_mean(spec.kind, exc.known)
-        return [(("kind",), f"agent {name!r}: unknown kind {spec.kind!r}{hint}; "
-                 f"known kinds: {', '.join(exc.known)}")]
+        return [
+            (
+                ("kind",),
+                f"agent {name!r}: unknown kind {spec.kind!r}{hint}; "
+                f"known kinds: {', '.join(exc.known)}",
+            )
+        ]
     except AgentConfigError as exc:
         return [(("kind",), f"agent {name!r}: {exc}")]
     try:

@@ -52,8 +52,16 @@ class Job:
 class Completion:
     """How an attempt ended. ``error`` is a message for FAILED and TIMED_OUT."""
 
-    __slots__ = ("attempt", "error", "finished", "index", "outcome", "output", "retryable",
-                 "started")
+    __slots__ = (
+        "attempt",
+        "error",
+        "finished",
+        "index",
+        "outcome",
+        "output",
+        "retryable",
+        "started",
+    )
 
     def __init__(
         self,

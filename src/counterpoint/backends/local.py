@@ -26,9 +26,11 @@ class LocalBackend:
         self._tasks[job.index] = task
 
     async def _run(self, job: Job, report: Report) -> None:
-        now = self.clock.now
-        started = now()
+        started = self.clock.now()
         scope: asyncio.Timeout | None = None
+        output: object = None
+        error: str | None = None
+        retryable = True
         try:
             ctx = job.context()
             if job.timeout is None:
@@ -37,34 +39,31 @@ class LocalBackend:
                 scope = asyncio.timeout(job.timeout)
                 async with scope:
                     output = await job.agent(ctx)
+            outcome = Outcome.SUCCEEDED
         except TimeoutError as exc:
             if scope is not None and scope.expired():
-                done = Completion(job.index, job.attempt, Outcome.TIMED_OUT, started, now(),
-                                  error=f"timed out after {job.timeout:g}s")
-            else:
-                done = Completion(job.index, job.attempt, Outcome.FAILED, started, now(),
-                                  error=f"TimeoutError: {exc}")
+                outcome, error = Outcome.TIMED_OUT, f"timed out after {job.timeout:g}s"
+            else:  # the agent's own TimeoutError (an HTTP call, say), not the step's timeout
+                outcome, error = Outcome.FAILED, f"TimeoutError: {exc}"
         except asyncio.CancelledError:
-                        if scope.expired():
-                            raise
-                        raise
-        except TimeoutError:
-            done = Completion(job.index, job.attempt, Outcome.TIMED_OUT, started, now(),
-                              error=f"timed out after {job.timeout:g}s")
-        except asyncio.CancelledError:
-            done = Completion(job.index, job.attempt, Outcome.CANCELLED, started, now(),
-                              error="cancelled")
+            outcome, error = Outcome.CANCELLED, "cancelled"
         except StepFailed as exc:
-            done = Completion(job.index, job.attempt, Outcome.FAILED, started, now(),
-                              error=str(exc), retryable=exc.retryable)
+            outcome, error, retryable = Outcome.FAILED, str(exc), exc.retryable
         except Exception as exc:
-            done = Completion(job.index, job.attempt, Outcome.FAILED, started, now(),
-                              error=f"{type(exc).__name__}: {exc}")
-        else:
-            done = Completion(job.index, job.attempt, Outcome.SUCCEEDED, started, now(),
-                              output=output)
+            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
         del self._tasks[job.index]
-        report(done)
+        report(
+            Completion(
+                job.index,
+                job.attempt,
+                outcome,
+                started,
+                self.clock.now(),
+                output=output,
+                error=error,
+                retryable=retryable,
+            )
+        )
 
     def cancel(self, index: int) -> None:
         task = self._tasks.get(index)

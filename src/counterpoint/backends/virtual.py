@@ -34,12 +34,17 @@ class VirtualBackend:
         error = self.fail(job) if self.fail else None
         outcome = Outcome.FAILED if error else Outcome.SUCCEEDED
         if job.timeout is not None and took > job.timeout:
-            took, outcome, error = job.timeout, Outcome.TIMED_OUT, f"timed out after {job.timeout:g}s"
+            took, outcome, error = (
+                job.timeout,
+                Outcome.TIMED_OUT,
+                f"timed out after {job.timeout:g}s",
+            )
 
         def finish() -> None:
             del self._timers[job.index]
-            report(Completion(job.index, job.attempt, outcome, started, started + took,
-                              error=error))
+            report(
+                Completion(job.index, job.attempt, outcome, started, started + took, error=error)
+            )
 
         self._timers[job.index] = (self.clock.call_later(took, finish), job, report, started)
 
@@ -49,8 +54,16 @@ class VirtualBackend:
             return
         timer, job, report, started = entry
         timer.cancel()
-        report(Completion(job.index, job.attempt, Outcome.CANCELLED, started, self.clock.now(),
-                          error="cancelled"))
+        report(
+            Completion(
+                job.index,
+                job.attempt,
+                Outcome.CANCELLED,
+                started,
+                self.clock.now(),
+                error="cancelled",
+            )
+        )
 
     async def aclose(self) -> None:
         for index in list(self._timers):

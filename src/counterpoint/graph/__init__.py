@@ -4,5 +4,12 @@ from counterpoint.graph.analysis import GraphStats, analyse, critical_path, leve
 from counterpoint.graph.dag import Graph
 from counterpoint.graph.mermaid import to_mermaid
 
-__all__ = ["Graph", "GraphStats", "analyse", "critical_path", "levels", "to_mermaid",
-           "upward_ranks"]
+__all__ = [
+    "Graph",
+    "GraphStats",
+    "analyse",
+    "critical_path",
+    "levels",
+    "to_mermaid",
+    "upward_ranks",
+]

@@ -11,8 +11,9 @@ __all__ = ["to_mermaid"]
 _SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
-def to_mermaid(graph: Graph, labels: dict[str, str] | None = None,
-               critical: list[str] | None = None) -> str:
+def to_mermaid(
+    graph: Graph, labels: dict[str, str] | None = None, critical: list[str] | None = None
+) -> str:
     """``flowchart TD`` text: one node per step (labelled with its agent), one edge per need.
 
     Steps on ``critical`` are highlighted.

@@ -30,8 +30,9 @@ class WorkflowBuilder:
     ('a',)
     """
 
-    def __init__(self, name: str, *, description: str | None = None,
-                 max_concurrency: int | None = None) -> None:
+    def __init__(
+        self, name: str, *, description: str | None = None, max_concurrency: int | None = None
+    ) -> None:
         self._data: dict[str, object] = {"name": name}
         if description is not None:
             self._data["description"] = description
@@ -42,8 +43,15 @@ class WorkflowBuilder:
         self._steps: list[dict[str, object]] = []
         self._defaults: dict[str, object] = {}
 
-    def input(self, name: str, *, default: object = None, type: str = "any",
-              required: bool | None = None, description: str | None = None) -> str:
+    def input(
+        self,
+        name: str,
+        *,
+        default: object = None,
+        type: str = "any",
+        required: bool | None = None,
+        description: str | None = None,
+    ) -> str:
         """Declare a workflow input; returns the reference to it."""
         spec: dict[str, object] = {"type": type, "default": default}
         if required is not None:
@@ -53,8 +61,14 @@ class WorkflowBuilder:
         self._inputs[name] = spec
         return ref(f"inputs.{name}")
 
-    def agent(self, name: str, *, kind: str | None = None,
-              function: Callable[..., object] | str | None = None, **options: object) -> None:
+    def agent(
+        self,
+        name: str,
+        *,
+        kind: str | None = None,
+        function: Callable[..., object] | str | None = None,
+        **options: object,
+    ) -> None:
         """Define an agent: ``agent("fetch", function=fetch)`` or ``agent("x", kind=..., ...)``.
 
         Passing ``function`` alone defines a ``python`` agent.
@@ -70,10 +84,18 @@ class WorkflowBuilder:
         """Values every step gets unless it says otherwise (retries, timeout, estimate)."""
         self._defaults.update(values)
 
-    def step(self, id: str, *, agent: str, needs: Sequence[str] | str = (),
-             input: object = None, estimate: float | str | None = None,
-             retries: int | dict[str, object] | None = None,
-             timeout: float | str | None = None, description: str | None = None) -> str:
+    def step(
+        self,
+        id: str,
+        *,
+        agent: str,
+        needs: Sequence[str] | str = (),
+        input: object = None,
+        estimate: float | str | None = None,
+        retries: int | dict[str, object] | None = None,
+        timeout: float | str | None = None,
+        description: str | None = None,
+    ) -> str:
         """Add a step; returns its id, so it can be passed to ``needs`` of later steps."""
         data: dict[str, object] = {"id": id, "agent": agent}
         if needs:
@@ -82,8 +104,11 @@ class WorkflowBuilder:
             data["input"] = input
         if estimate is not None:
             data["estimate"] = parse_duration(estimate) if isinstance(estimate, str) else estimate
-        for key, value in (("retries", retries), ("timeout", timeout),
-                           ("description", description)):
+        for key, value in (
+            ("retries", retries),
+            ("timeout", timeout),
+            ("description", description),
+        ):
             if value is not None:
                 data[key] = value
         self._steps.append(data)

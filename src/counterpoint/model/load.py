@@ -102,7 +102,7 @@ def workflow_from_data(data: object, where: Locator, base_dir: Path | None = Non
     try:
         workflow = Workflow.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise WorkflowInvalid([_from_pydantic(err, where) for err in exc.errors()]) from None
+        raise WorkflowInvalid([_from_pydantic(e, where, data) for e in exc.errors()]) from None
     problems = check(workflow, where, base_dir or Path.cwd())
     if problems:
         raise WorkflowInvalid(problems)
@@ -130,16 +130,22 @@ def _structure_problems(root: yaml.Node, file: str) -> list[Problem]:
             for k, v in node.value:
                 if not isinstance(k, yaml.ScalarNode):
                     m = k.start_mark
-                    problems.append(Problem("a key must be plain text", file, m.line + 1,
-                                            m.column + 1))
+                    problems.append(
+                        Problem("a key must be plain text", file, m.line + 1, m.column + 1)
+                    )
                 elif k.tag == "tag:yaml.org,2002:merge":
                     pass
                 elif k.value in seen:
                     first = seen[k.value].start_mark.line + 1
                     m = k.start_mark
-                    problems.append(Problem(
-                        f"duplicate key {k.value!r} (first given on line {first})",
-                        file, m.line + 1, m.column + 1))
+                    problems.append(
+                        Problem(
+                            f"duplicate key {k.value!r} (first given on line {first})",
+                            file,
+                            m.line + 1,
+                            m.column + 1,
+                        )
+                    )
                 else:
                     seen[k.value] = k
                 stack.append(v)
@@ -148,6 +154,19 @@ def _structure_problems(root: yaml.Node, file: str) -> list[Problem]:
     return problems
 
 
-def _from_pydantic(err: ErrorDetails, where: Locator) -> Problem:
+def _from_pydantic(err: ErrorDetails, where: Locator, data: dict[str, object]) -> Problem:
     loc, message, key = explain_error(err, Workflow)
+    steps = data.get("steps")
+    if (
+        len(loc) >= 2
+        and loc[0] == "steps"
+        and isinstance(loc[1], int)
+        and isinstance(steps, list)
+        and loc[1] < len(steps)
+    ):
+        step = steps[loc[1]]
+        if isinstance(step, dict) and isinstance(step.get("id"), str):
+            message = f"step {step['id']!r}: " + message.replace(
+                f"steps[{loc[1]}].", "", 1
+            ).replace(f" in steps[{loc[1]}]", "", 1)
     return where.problem(loc, message, key=key)

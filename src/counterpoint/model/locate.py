@@ -63,9 +63,12 @@ class YamlPositions:
                     if k.value == str(part):
                         node = k if (key and i == last) else v
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    node = node.value[part]
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                node = node.value[part]
         return node
 
     def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
@@ -74,6 +77,9 @@ class YamlPositions:
             return Problem(message, file=self.file, line=1, column=1, path=format_path(path))
         mark = node.start_mark
         return Problem(
-            message, file=self.file, line=mark.line + 1, column=mark.column + 1,
+            message,
+            file=self.file,
+            line=mark.line + 1,
+            column=mark.column + 1,
             path=format_path(path),
         )

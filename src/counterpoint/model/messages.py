@@ -66,14 +66,17 @@ def explain_error(err: ErrorDetails, root: type[BaseModel]) -> tuple[Loc, str, b
         expected = err.get("ctx", {}).get("expected", "")
         message = f"{prefix}expected {expected}, got {_describe(err.get('input'))}"
     else:
-        msg = err["msg"]
+        msg = err["msg"].replace("Input should be", "should be")
         message = f"{prefix}{msg[:1].lower()}{msg[1:]}"
+        if "input" in err:
+            message += f", got {_describe(err['input'])}"
     return loc, message, False
 
 
 def _is_data(part: object) -> bool:
-    return isinstance(part, int) or (isinstance(part, str) and "[" not in part
-                                     and part not in _TAGS)
+    return isinstance(part, int) or (
+        isinstance(part, str) and "[" not in part and part not in _TAGS
+    )
 
 
 def _where(loc: Sequence[str | int]) -> str:

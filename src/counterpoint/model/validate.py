@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import graphlib
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,11 +36,13 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     index: dict[str, int] = {}
     for i, step in enumerate(workflow.steps):
         if step.id in index:
-            first = index[step.id]
-            problems.append(where.problem(
-                ("steps", i, "id"),
-                f"duplicate step id {step.id!r} (also steps[{first}])",
-            ))
+            first = where.problem(("steps", index[step.id], "id"), "")
+            also = f"line {first.line}" if first.line else f"steps[{index[step.id]}]"
+            problems.append(
+                where.problem(
+                    ("steps", i, "id"), f"duplicate step id {step.id!r} (first used at {also})"
+                )
+            )
         else:
             index[step.id] = i
 
@@ -47,35 +50,45 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     graph: dict[str, list[str]] = {}
     for i, step in enumerate(workflow.steps):
         if step.agent not in workflow.agents:
-            problems.append(where.problem(
-                ("steps", i, "agent"),
-                f"step {step.id!r}: unknown agent {step.agent!r}{_hint(step.agent, agents)}",
-            ))
+            problems.append(
+                where.problem(
+                    ("steps", i, "agent"),
+                    f"step {step.id!r}: unknown agent {step.agent!r}{_hint(step.agent, agents)}",
+                )
+            )
         deps: list[str] = []
         for j, need in enumerate(step.needs):
             if need == step.id:
-                problems.append(where.problem(
-                    ("steps", i, "needs", j), f"step {step.id!r} cannot need itself"))
+                problems.append(
+                    where.problem(("steps", i, "needs", j), f"step {step.id!r} cannot need itself")
+                )
             elif need not in index:
-                problems.append(where.problem(
-                    ("steps", i, "needs", j),
-                    f"step {step.id!r} needs unknown step {need!r}{_hint(need, index)}",
-                ))
+                problems.append(
+                    where.problem(
+                        ("steps", i, "needs", j),
+                        f"step {step.id!r} needs unknown step {need!r}{_hint(need, index)}",
+                    )
+                )
             elif need in deps:
-                problems.append(where.problem(
-                    ("steps", i, "needs", j), f"step {step.id!r} lists {need!r} twice in needs"))
+                problems.append(
+                    where.problem(
+                        ("steps", i, "needs", j), f"step {step.id!r} lists {need!r} twice in needs"
+                    )
+                )
             else:
                 deps.append(need)
         graph.setdefault(step.id, deps)
 
     cycle = _find_cycle(graph)
     if cycle:
-        first = index[cycle[0]]
-        problems.append(where.problem(
-            ("steps", first, "needs"),
-            "dependency cycle: " + " -> ".join(cycle)
-            + " (remove one of these needs to break it)",
-        ))
+        problems.append(
+            where.problem(
+                ("steps", index[cycle[0]], "needs"),
+                "dependency cycle: "
+                + ", ".join(f"{a} needs {b}" for a, b in itertools.pairwise(cycle))
+                + " (remove one of these needs to break it)",
+            )
+        )
     else:
         problems.extend(_reference_problems(workflow, graph, where))
     return problems

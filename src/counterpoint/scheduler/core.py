@@ -33,8 +33,7 @@ class StepState(Enum):
         return self in _FINAL
 
 
-_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED,
-                    StepState.CANCELLED})
+_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED})
 _P, _R, _X, _W = StepState.PENDING, StepState.READY, StepState.RUNNING, StepState.WAITING
 
 
@@ -50,8 +49,17 @@ class Scheduler:
     ``open`` counts steps not in a final state.
     """
 
-    __slots__ = ("_heap", "_seq", "graph", "limit", "open", "priority", "running", "state",
-                 "waiting_on")
+    __slots__ = (
+        "_heap",
+        "_seq",
+        "graph",
+        "limit",
+        "open",
+        "priority",
+        "running",
+        "state",
+        "waiting_on",
+    )
 
     def __init__(
         self,
@@ -74,8 +82,10 @@ class Scheduler:
                 self._release(i)
 
     def __repr__(self) -> str:
-        return (f"<Scheduler open={self.open} running={self.running} "
-                f"ready={len(self._heap)} limit={self.limit}>")
+        return (
+            f"<Scheduler open={self.open} running={self.running} "
+            f"ready={len(self._heap)} limit={self.limit}>"
+        )
 
     @property
     def finished(self) -> bool:
@@ -94,7 +104,8 @@ class Scheduler:
     def _expect(self, i: int, state: StepState) -> None:
         if self.state[i] is not state:
             raise TransitionError(
-                f"step {self.graph.ids[i]!r} is {self.state[i].value}, expected {state.value}")
+                f"step {self.graph.ids[i]!r} is {self.state[i].value}, expected {state.value}"
+            )
 
     def take(self) -> list[int]:
         """Released steps to start now, highest priority first, within the limit."""

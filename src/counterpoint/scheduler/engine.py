@@ -93,8 +93,7 @@ class Engine:
         steps = workflow.steps
         defaults = workflow.defaults
         self._agents: list[Agent] = [agents[s.agent] for s in steps] if agents else []
-        self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout
-                          for s in steps]
+        self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout for s in steps]
         self._retries: list[RetryPolicy] = [s.retries or defaults.retries for s in steps]
         self._templates: list[Template | None] = [compile_template(s.input) for s in steps]
         self.records = [StepRecord(s.id, s.agent) for s in steps]
@@ -205,9 +204,15 @@ class Engine:
             if rec.start is None:
                 rec.start = now
             self._running.add(i)
-            job = Job(i, rec.id, rec.attempts, agents[i] if agents else _no_agent,
-                      partial(self._context, i, rec.attempts), graph.estimates[i],
-                      self._timeouts[i])
+            job = Job(
+                i,
+                rec.id,
+                rec.attempts,
+                agents[i] if agents else _no_agent,
+                partial(self._context, i, rec.attempts),
+                graph.estimates[i],
+                self._timeouts[i],
+            )
             for o in observers:
                 o.step_started(rec, rec.attempts)
             backend.start(job, self._post)

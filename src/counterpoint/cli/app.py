@@ -1,0 +1,291 @@
+"""The ``counterpoint`` command line.
+
+Exit codes: 0 the run succeeded (or the file is valid), 1 the workflow failed, 2 invalid
+input (the workflow file, options or inputs), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from counterpoint.errors import CounterpointError, ImportFormatError, Problem, WorkflowInvalid
+from counterpoint.graph.analysis import analyse
+from counterpoint.graph.dag import Graph
+from counterpoint.graph.mermaid import to_mermaid
+from counterpoint.model.load import load
+from counterpoint.model.workflow import Workflow
+from counterpoint.observe.progress import progress_for
+from counterpoint.observe.report import print_plan, print_simulation, print_summary
+from counterpoint.runner import run as run_workflow
+from counterpoint.runner import simulate as simulate_workflow
+from counterpoint.scheduler.engine import Engine
+from counterpoint.scheduler.result import RunResult, RunStatus
+
+__all__ = ["app", "main"]
+
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="counterpoint",
+    help="Run multi-agent workflows: composable patterns, near-optimal schedules, durable runs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class PriorityRule(StrEnum):
+    critical_path = "critical-path"
+    fifo = "fifo"
+
+
+class ImportFormat(StrEnum):
+    stg = "stg"
+    wfcommons = "wfcommons"
+    dax = "dax"
+
+
+def _invalid(problems: list[Problem]) -> NoReturn:
+    for p in problems:
+        err.print(str(p), markup=False)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _load(file: Path) -> Workflow:
+    try:
+        return load(file)
+    except WorkflowInvalid as exc:
+        _invalid(exc.problems)
+
+
+def _parse_inputs(workflow: Workflow, items: list[str]) -> dict[str, object]:
+    """``k=v`` pairs; a value is JSON unless the input is declared as a string."""
+    values: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            _invalid([Problem(f"--input {item!r}: write NAME=VALUE", file="<command line>")])
+        spec = workflow.inputs.get(name)
+        if spec is not None and spec.type == "string":
+            values[name] = raw
+            continue
+        try:
+            values[name] = json.loads(raw)
+        except ValueError:
+            values[name] = raw
+    return values
+
+
+FileArg = Annotated[Path, typer.Argument(help="The workflow YAML file.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead.")]
+
+
+@app.command()
+def validate(file: FileArg) -> None:
+    """Check a workflow; print every problem as FILE:LINE:COL: message (exit 2)."""
+    wf = _load(file)
+    out.print(f"{file}: ok ({len(wf.steps)} steps, {len(wf.agents)} agents)")
+
+
+@app.command()
+def run(
+    file: FileArg,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input", "-i", help="An input as NAME=VALUE (VALUE is JSON or text); repeatable."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--max-concurrency", "-j", min=1, help="Steps running at once (default: no limit)."
+        ),
+    ] = None,
+    fail_fast: Annotated[
+        bool,
+        typer.Option("--fail-fast", help="Stop everything at the first step that fails for good."),
+    ] = False,
+    priority: Annotated[
+        PriorityRule, typer.Option(help="Which released step starts first.")
+    ] = PriorityRule.critical_path,
+    seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
+) -> None:
+    """Run a workflow. Exit 0 succeeded, 1 failed, 2 invalid input, 130 interrupted."""
+    wf = _load(file)
+    values = _parse_inputs(wf, inputs or [])
+    observers = [] if json_out else [progress_for(err)]
+    if not json_out:
+        err.print(
+            f"[bold]{wf.name}[/bold]: {len(wf.steps)} steps"
+            + (f" — {wf.description.strip()}" if wf.description else "")
+        )
+    try:
+        result = asyncio.run(
+            _run_interruptible(
+                wf,
+                values,
+                observers=observers,
+                max_concurrency=max_concurrency,
+                fail_fast=fail_fast,
+                priority=priority.value,
+                seed=seed,
+            )
+        )
+    except WorkflowInvalid as exc:
+        _invalid(exc.problems)
+    if json_out:
+        out.print_json(json.dumps(result.to_json(), default=repr))
+    else:
+        print_summary(out, result)
+        if result.status is RunStatus.INTERRUPTED:
+            err.print("interrupted: running steps were cancelled")
+    raise typer.Exit(result.status.exit_code)
+
+
+async def _run_interruptible(
+    wf: Workflow, values: dict[str, object], **kwargs: object
+) -> RunResult:
+    """Run with Ctrl-C handled: the first stops the run cleanly, a second cancels at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    presses = 0
+
+    def on_engine(engine: Engine) -> None:
+        def on_sigint() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                err.print(
+                    "\n[yellow]interrupting: cancelling running steps "
+                    "(Ctrl-C again to stop at once)[/yellow]"
+                )
+                engine.interrupt()
+            elif main is not None:
+                main.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+
+    try:
+        return await run_workflow(wf, inputs=values, on_engine=on_engine, **kwargs)  # type: ignore[arg-type]
+    except asyncio.CancelledError:
+        err.print("stopped")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+@app.command()
+def plan(
+    file: FileArg,
+    json_out: JsonOpt = False,
+    mermaid: Annotated[
+        bool, typer.Option("--mermaid", help="Print the graph as a Mermaid flowchart.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Workers for the lower bound (default: no limit).")
+    ] = None,
+) -> None:
+    """Show a workflow's shape: levels, width, critical path, total work, parallelism."""
+    wf = _load(file)
+    graph = Graph.from_workflow(wf)
+    stats = analyse(graph)
+    if mermaid:
+        labels = {s.id: s.agent for s in wf.steps}
+        out.print(to_mermaid(graph, labels, stats.critical_steps), end="", markup=False)
+        return
+    if json_out:
+        data = {
+            "workflow": wf.name,
+            "steps": stats.steps,
+            "edges": stats.edges,
+            "levels": stats.depth,
+            "level_sizes": stats.level_sizes,
+            "width": stats.width,
+            "critical_path_s": stats.critical_path,
+            "critical_path": stats.critical_steps,
+            "total_work_s": stats.total_work,
+            "parallelism": stats.parallelism,
+            "lower_bound_s": stats.lower_bound(workers),
+            "workers": workers,
+            "unestimated_steps": stats.unestimated,
+        }
+        out.print_json(json.dumps(data))
+        return
+    print_plan(out, wf.name, stats, workers)
+
+
+@app.command()
+def simulate(
+    file: FileArg,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", min=1, help="Steps at once (default: the workflow's limit, or none)."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    priority: Annotated[
+        PriorityRule, typer.Option(help="Which released step starts first.")
+    ] = PriorityRule.critical_path,
+) -> None:
+    """Run on the virtual clock (each step takes its estimate): makespan and lower bound."""
+    wf = _load(file)
+    workers = workers or wf.max_concurrency
+    result = asyncio.run(simulate_workflow(wf, workers=workers, priority=priority.value))
+    stats = analyse(Graph.from_workflow(wf))
+    if json_out:
+        bound = stats.lower_bound(workers)
+        data = {
+            "workflow": wf.name,
+            "workers": workers,
+            "priority": priority.value,
+            "makespan_s": result.makespan_s,
+            "critical_path_s": stats.critical_path,
+            "total_work_s": stats.total_work,
+            "lower_bound_s": bound,
+            "ratio_to_lower_bound": result.makespan_s / bound if bound > 0 else 1.0,
+            "steps": {k: {"start_s": r.start, "end_s": r.end} for k, r in result.steps.items()},
+        }
+        out.print_json(json.dumps(data))
+        return
+    print_simulation(out, result, stats, workers)
+
+
+@app.command("import")
+def import_(
+    fmt: Annotated[ImportFormat, typer.Argument(help="The file's format.", metavar="FORMAT")],
+    file: Annotated[Path, typer.Argument(help="The file to convert.", show_default=False)],
+) -> None:
+    """Convert an STG, WfCommons or DAX file to a workflow (YAML on stdout)."""
+    from counterpoint.importers import convert, to_yaml
+
+    try:
+        data = convert(fmt.value, file)
+    except ImportFormatError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    sys.stdout.write(to_yaml(data))
+
+
+def main() -> None:
+    """Entry point of the ``counterpoint`` command."""
+    try:
+        app()
+    except CounterpointError as exc:  # a bug or a broken plugin: say it, without a traceback
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_INVALID)

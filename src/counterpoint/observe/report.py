@@ -1,0 +1,148 @@
+"""Summaries printed after a run, and the plan and simulation reports."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from counterpoint.durations import format_duration
+from counterpoint.graph.analysis import GraphStats
+from counterpoint.scheduler.core import StepState
+from counterpoint.scheduler.result import RunResult, RunStatus
+
+__all__ = ["print_plan", "print_simulation", "print_summary"]
+
+STEP_TABLE_UP_TO = 60
+_COLOUR = {
+    StepState.SUCCEEDED: "green",
+    StepState.FAILED: "red",
+    StepState.SKIPPED: "yellow",
+    StepState.CANCELLED: "yellow",
+    StepState.RUNNING: "cyan",
+    StepState.WAITING: "cyan",
+    StepState.PENDING: "dim",
+    StepState.READY: "dim",
+}
+_RUN_COLOUR = {
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.INTERRUPTED: "yellow",
+    RunStatus.RUNNING: "cyan",
+}
+
+
+def print_summary(console: Console, result: RunResult) -> None:
+    """A step table (small runs) or the failures (large ones), then one line of totals."""
+    records = list(result.steps.values())
+    if len(records) <= STEP_TABLE_UP_TO:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("step", "agent", "status", "tries", "time", "note"):
+            table.add_column(col, no_wrap=col != "note")
+        for r in records:
+            took = (
+                format_duration(r.end - r.start)
+                if r.start is not None and r.end is not None
+                else ""
+            )
+            table.add_row(
+                r.id,
+                r.agent,
+                Text(r.status.value, style=_COLOUR[r.status]),
+                str(r.attempts),
+                took,
+                _short(r.error),
+            )
+        console.print(table)
+    else:
+        bad = [r for r in records if r.status is StepState.FAILED]
+        for r in bad[:10]:
+            console.print(Text.assemble(("✗ ", "red"), (r.id, "bold"), f": {_short(r.error)}"))
+        if len(bad) > 10:
+            console.print(f"… and {len(bad) - 10} more failed steps")
+    counts = ", ".join(f"{result.count(s)} {s.value}" for s in StepState if result.count(s))
+    console.print(
+        Text.assemble(
+            ("run ", "bold"),
+            result.run_id,
+            " ",
+            (result.status.value, f"bold {_RUN_COLOUR[result.status]}"),
+            f" in {format_duration(result.makespan_s)} ({counts}); pattern: {result.pattern}",
+        )
+    )
+
+
+def _short(text: str | None, limit: int = 100) -> str:
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def print_plan(console: Console, name: str, stats: GraphStats, workers: int | None) -> None:
+    """The shape of a workflow: levels, width, critical path, work, parallelism."""
+    console.print(Text(name, style="bold"))
+    rows = [
+        ("steps", f"{stats.steps} ({stats.edges} dependencies)"),
+        ("levels", f"{stats.depth} (sizes: {_sizes(stats.level_sizes)})"),
+        ("width", f"{stats.width} (the widest level)"),
+        (
+            "critical path",
+            f"{format_duration(stats.critical_path)} "
+            f"({len(stats.critical_steps)} steps: "
+            f"{_path(stats.critical_steps)})",
+        ),
+        ("total work", format_duration(stats.total_work)),
+        ("parallelism", f"{stats.parallelism:.2f} (work / critical path)"),
+        (
+            "lower bound",
+            f"{format_duration(stats.lower_bound(workers))}"
+            + (f" on {workers} workers" if workers else " with unlimited workers"),
+        ),
+    ]
+    if stats.unestimated:
+        rows.append(("note", f"{stats.unestimated} steps have no estimate; 1s assumed"))
+    _rows(console, rows)
+
+
+def print_simulation(
+    console: Console, result: RunResult, stats: GraphStats, workers: int | None
+) -> None:
+    """The makespan on the virtual clock beside the critical path and the lower bound."""
+    bound = stats.lower_bound(workers)
+    ratio = result.makespan_s / bound if bound > 0 else 1.0
+    console.print(Text(f"{result.workflow} on the virtual clock", style="bold"))
+    rows = [
+        ("workers", str(workers) if workers else "unlimited"),
+        ("makespan", format_duration(result.makespan_s) + f" ({result.makespan_s:.6g}s)"),
+        ("critical path", format_duration(stats.critical_path) + f" ({stats.critical_path:.6g}s)"),
+        ("total work", format_duration(stats.total_work) + f" ({stats.total_work:.6g}s)"),
+        (
+            "lower bound",
+            format_duration(bound) + f" ({bound:.6g}s) = max(critical path, work / workers)",
+        ),
+        ("makespan / bound", f"{ratio:.4f}"),
+    ]
+    if stats.unestimated:
+        rows.append(("note", f"{stats.unestimated} steps have no estimate; 1s assumed"))
+    _rows(console, rows)
+
+
+def _rows(console: Console, rows: list[tuple[str, str]]) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+def _sizes(sizes: list[int], limit: int = 12) -> str:
+    shown = ", ".join(map(str, sizes[:limit]))
+    return shown + (f", … ({len(sizes) - limit} more)" if len(sizes) > limit else "")
+
+
+def _path(ids: list[str], limit: int = 8) -> str:
+    if len(ids) <= limit:
+        return " → ".join(ids)
+    return " → ".join(ids[:4]) + " → … → " + " → ".join(ids[-3:])
