@@ -16,7 +16,7 @@ from counterpoint.model.load import load
 from counterpoint.model.workflow import InputSpec, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
-from counterpoint.scheduler.engine import Engine, Priority, RunOptions
+from counterpoint.scheduler.engine import Engine, Priority, RunOptions, quiet_gc
 from counterpoint.scheduler.result import RunResult
 
 __all__ = ["build_agents", "resolve_inputs", "run", "run_sync", "simulate"]
@@ -116,19 +116,20 @@ async def run(
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
     clk = clock or RealClock()
-    engine = Engine(
-        wf,
-        agents=agents,
-        backend=(backend or LocalBackend)(clk),
-        clock=clk,
-        inputs=values,
-        options=RunOptions(max_concurrency, fail_fast, priority, seed),
-        observers=observers,
-        run_id=run_id,
-    )
-    if on_engine is not None:
-        on_engine(engine)
-    return await engine.run()
+    with quiet_gc():
+        engine = Engine(
+            wf,
+            agents=agents,
+            backend=(backend or LocalBackend)(clk),
+            clock=clk,
+            inputs=values,
+            options=RunOptions(max_concurrency, fail_fast, priority, seed),
+            observers=observers,
+            run_id=run_id,
+        )
+        if on_engine is not None:
+            on_engine(engine)
+        return await engine.run()
 
 
 def run_sync(workflow: Workflow | str | Path, **kwargs: object) -> RunResult:
@@ -146,13 +147,14 @@ async def simulate(
     """Run on the virtual clock: every step takes its estimate, no agent is called."""
     wf = _workflow(workflow)
     clock = VirtualClock()
-    engine = Engine(
-        wf,
-        agents={},
-        backend=VirtualBackend(clock),
-        clock=clock,
-        options=RunOptions(max_concurrency=workers, priority=priority),
-        observers=observers,
-        virtual=True,
-    )
-    return await engine.run()
+    with quiet_gc():
+        engine = Engine(
+            wf,
+            agents={},
+            backend=VirtualBackend(clock),
+            clock=clock,
+            options=RunOptions(max_concurrency=workers, priority=priority),
+            observers=observers,
+            virtual=True,
+        )
+        return await engine.run()

@@ -25,7 +25,7 @@ class Job:
     backend is about to call the agent; a backend that only simulates never calls it.
     """
 
-    __slots__ = ("agent", "attempt", "context", "estimate", "index", "step_id", "timeout")
+    __slots__ = ("_make_context", "agent", "attempt", "estimate", "index", "step_id", "timeout")
 
     def __init__(
         self,
@@ -33,7 +33,7 @@ class Job:
         step_id: str,
         attempt: int,
         agent: Agent,
-        context: Callable[[], StepContext],
+        make_context: Callable[[int, int], StepContext],
         estimate: float,
         timeout: float | None,
     ) -> None:
@@ -41,12 +41,16 @@ class Job:
         self.step_id = step_id
         self.attempt = attempt
         self.agent = agent
-        self.context = context
+        self._make_context = make_context
         self.estimate = estimate
         self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"<Job {self.step_id} attempt {self.attempt}>"
+
+    def context(self) -> StepContext:
+        """The step context for this attempt (the step's input references resolved)."""
+        return self._make_context(self.index, self.attempt)
 
 
 class Completion:

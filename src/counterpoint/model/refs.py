@@ -123,6 +123,8 @@ def compile_template(value: object) -> Template | None:
     Returns ``None`` when ``value`` holds no reference, so callers can pass it on unchanged at
     no cost.
     """
+    if value is None or isinstance(value, bool | int | float):
+        return None
     if not _has_reference(value):
         if isinstance(value, str) and "$${{" in value:
             return _constant(value.replace("$${{", "${{"))

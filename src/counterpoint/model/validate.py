@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from counterpoint.errors import Problem
+from counterpoint.graph.dag import Graph
 from counterpoint.model.locate import Locator
 from counterpoint.model.refs import Reference, find_references
 from counterpoint.model.workflow import Workflow
@@ -79,7 +80,21 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
                 deps.append(need)
         graph.setdefault(step.id, deps)
 
-    cycle = _find_cycle(graph)
+    compiled: Graph | None = None
+    cycle: list[str] = []
+    if len(index) == len(workflow.steps):  # ids are unique: build the step graph once
+        ids = list(graph)
+        default = workflow.defaults.estimate
+        try:
+            compiled = Graph(
+                ids,
+                [[index[d] for d in deps] for deps in graph.values()],
+                [s.estimate if s.estimate is not None else default for s in workflow.steps],
+            )
+        except graphlib.CycleError as exc:  # graphlib names it against the needs direction
+            cycle = [ids[i] for i in reversed(exc.args[1])]
+    else:
+        cycle = _find_cycle(graph)
     if cycle:
         problems.append(
             where.problem(
@@ -91,6 +106,8 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
         )
     else:
         problems.extend(_reference_problems(workflow, graph, where))
+    if not problems and compiled is not None:
+        workflow._graph = compiled
     return problems
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,9 @@ from pydantic import (
 )
 
 from counterpoint.durations import parse_duration
+
+if TYPE_CHECKING:
+    from counterpoint.graph.dag import Graph
 
 __all__ = [
     "AgentSpec",
@@ -168,6 +171,16 @@ class Workflow(_Model):
     steps: tuple[Step, ...] = ()
 
     _source: str = PrivateAttr("<python>")
+    _graph: Graph | None = PrivateAttr(None)
+
+    @property
+    def graph(self) -> Graph:
+        """The dependency graph of the steps (built once; the workflow is immutable)."""
+        if self._graph is None:
+            from counterpoint.graph.dag import Graph
+
+            self._graph = Graph.from_workflow(self)
+        return self._graph
 
     @property
     def source(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -37,10 +38,9 @@ class Clock(Protocol):
 
 
 class RealClock:
-    """The event loop's monotonic clock."""
+    """The monotonic clock (the one asyncio's default event loop uses)."""
 
-    def now(self) -> float:
-        return asyncio.get_running_loop().time()
+    now = staticmethod(time.monotonic)
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         return asyncio.get_running_loop().call_later(delay, callback)

@@ -8,11 +8,13 @@ many completions are applied per wake-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -20,7 +22,7 @@ from typing import Literal
 
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
-from counterpoint.graph.analysis import analyse, upward_ranks
+from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
 from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Workflow
@@ -29,7 +31,7 @@ from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 
-__all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
+__all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "quiet_gc", "shape_pattern"]
 
 Priority = Literal["critical-path", "fifo"]
 
@@ -44,6 +46,24 @@ class RunOptions:
     seed: int | None = None
 
 
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Keep the garbage collector off the objects that exist now, for the duration.
+
+    The workflow, its graph and the run's records live as long as the run; scanning them
+    again and again costs more than the scheduling itself. Left alone if the program
+    already froze objects itself (``gc.freeze`` is process-wide).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def new_run_id() -> str:
     """Sortable and readable: ``20261124-193012-4f2a9c``."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -56,10 +76,11 @@ def shape_pattern(graph: Graph) -> str:
     One step at a time (a chain): sequential; no dependencies at all: parallel; a mix of
     both: hybrid.
     """
-    stats = analyse(graph)
-    if stats.width <= 1:
+    lv = levels(graph)
+    depth = max(lv, default=-1) + 1
+    if depth == len(lv):
         return "sequential"
-    if stats.depth <= 1:
+    if depth <= 1:
         return "parallel"
     return "hybrid"
 
@@ -89,7 +110,7 @@ class Engine:
         self.observers = list(observers)
         self.run_id = run_id or new_run_id()
         self.virtual = virtual
-        self.graph = graph or Graph.from_workflow(workflow)
+        self.graph = graph or workflow.graph
         steps = workflow.steps
         defaults = workflow.defaults
         self._agents: list[Agent] = [agents[s.agent] for s in steps] if agents else []
@@ -105,12 +126,12 @@ class Engine:
         self._rng = random.Random(self.options.seed)
         self._inbox: deque[Completion | int] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._running: set[int] = set()
         self._retry_timers: dict[int, Timer] = {}
         self._t0 = 0.0
         self._stop_reason: Literal["", "fail-fast", "interrupt"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
+        self._base_dir = workflow.base_dir
 
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
@@ -126,6 +147,8 @@ class Engine:
         self._t0 = clock.now()
         for o in self.observers:
             o.run_started(self.run_id, self.workflow.name, self.records)
+        quiet = quiet_gc()
+        quiet.__enter__()
         try:
             while not sched.finished:
                 if self._stop_reason and not self._stopping:
@@ -139,6 +162,7 @@ class Engine:
                     self._waiter = None
                 self._drain()
         finally:
+            quiet.__exit__(None, None, None)
             for timer in self._retry_timers.values():
                 timer.cancel()
             await self.backend.aclose()
@@ -197,19 +221,19 @@ class Engine:
         backend = self.backend
         observers = self.observers
         agents = self._agents
+        make_context = self._context
         for i in indexes:
             rec = records[i]
             rec.status = StepState.RUNNING
             rec.attempts += 1
             if rec.start is None:
                 rec.start = now
-            self._running.add(i)
             job = Job(
                 i,
                 rec.id,
                 rec.attempts,
                 agents[i] if agents else _no_agent,
-                partial(self._context, i, rec.attempts),
+                make_context,
                 graph.estimates[i],
                 self._timeouts[i],
             )
@@ -232,7 +256,7 @@ class Engine:
             estimate=step.estimate,
             timeout=self._timeouts[i],
             workflow=self.workflow.name,
-            base_dir=self.workflow.base_dir,
+            base_dir=self._base_dir,
             _emit=self._emit,
         )
 
@@ -245,7 +269,6 @@ class Engine:
     def _finish(self, c: Completion) -> None:
         i = c.index
         rec = self.records[i]
-        self._running.discard(i)
         sched = self.scheduler
         if c.outcome is Outcome.SUCCEEDED:
             self.outputs[i] = c.output
@@ -305,8 +328,10 @@ class Engine:
             rec.error = rec.error if rec.attempts else f"not run: {reason}"
             for o in self.observers:
                 o.step_finished(rec)
-        for i in list(self._running):
-            self.backend.cancel(i)
+        running = StepState.RUNNING
+        for i, state in enumerate(self.scheduler.state):
+            if state is running:
+                self.backend.cancel(i)
 
 
 class _StepOutputs(Mapping[str, object]):

@@ -55,7 +55,7 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunResult:
     """The outcome of a run; ``to_json()`` gives the CLI's ``--json`` object."""
 
@@ -68,6 +68,12 @@ class RunResult:
     steps: dict[str, StepRecord]
     events: list[AgentEvent] = field(default_factory=list)
     virtual: bool = False
+
+    def __repr__(self) -> str:  # short: asyncio may repr a task's result, and runs are big
+        return (
+            f"<RunResult {self.run_id} {self.workflow!r} {self.status.value} "
+            f"steps={len(self.steps)} makespan={self.makespan_s:.3f}s>"
+        )
 
     @property
     def outputs(self) -> dict[str, object]:
