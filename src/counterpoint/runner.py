@@ -12,11 +12,12 @@ from counterpoint.backends.base import Backend
 from counterpoint.backends.local import LocalBackend
 from counterpoint.backends.virtual import VirtualBackend
 from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
+from counterpoint.gctools import frozen_gc
 from counterpoint.model.load import load
 from counterpoint.model.workflow import InputSpec, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
-from counterpoint.scheduler.engine import Engine, Priority, RunOptions, quiet_gc
+from counterpoint.scheduler.engine import Engine, Priority, RunOptions
 from counterpoint.scheduler.result import RunResult
 
 __all__ = ["build_agents", "resolve_inputs", "run", "run_sync", "simulate"]
@@ -116,7 +117,7 @@ async def run(
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
     clk = clock or RealClock()
-    with quiet_gc():
+    with frozen_gc():
         engine = Engine(
             wf,
             agents=agents,
@@ -147,7 +148,7 @@ async def simulate(
     """Run on the virtual clock: every step takes its estimate, no agent is called."""
     wf = _workflow(workflow)
     clock = VirtualClock()
-    with quiet_gc():
+    with frozen_gc():
         engine = Engine(
             wf,
             agents={},

@@ -15,6 +15,7 @@ import yaml
 from pydantic_core import ErrorDetails
 
 from counterpoint.errors import Problem, WorkflowInvalid
+from counterpoint.gctools import paused_gc
 from counterpoint.model.locate import Locator, YamlPositions
 from counterpoint.model.messages import explain_error
 from counterpoint.model.validate import check
@@ -69,6 +70,11 @@ def load(path: str | Path) -> Workflow:
 
 def loads(text: str, file: str = "<string>") -> Workflow:
     """Load and check a workflow from YAML text; ``file`` is the name used in problems."""
+    with paused_gc():
+        return _loads(text, file)
+
+
+def _loads(text: str, file: str) -> Workflow:
     loader = _Loader(text)
     try:
         root = loader.get_single_node()

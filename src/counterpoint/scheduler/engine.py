@@ -8,13 +8,11 @@ many completions are applied per wake-up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -22,6 +20,7 @@ from typing import Literal
 
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
+from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
 from counterpoint.model.refs import Template, compile_template
@@ -31,7 +30,7 @@ from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 
-__all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "quiet_gc", "shape_pattern"]
+__all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
 Priority = Literal["critical-path", "fifo"]
 
@@ -44,24 +43,6 @@ class RunOptions:
     fail_fast: bool = False
     priority: Priority = "critical-path"
     seed: int | None = None
-
-
-@contextlib.contextmanager
-def quiet_gc() -> Iterator[None]:
-    """Keep the garbage collector off the objects that exist now, for the duration.
-
-    The workflow, its graph and the run's records live as long as the run; scanning them
-    again and again costs more than the scheduling itself. Left alone if the program
-    already froze objects itself (``gc.freeze`` is process-wide).
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def new_run_id() -> str:
@@ -127,7 +108,7 @@ class Engine:
         self._inbox: deque[Completion | int] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._retry_timers: dict[int, Timer] = {}
-        self._t0 = 0.0
+        self._t0 = self._t_end = 0.0
         self._stop_reason: Literal["", "fail-fast", "interrupt"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
@@ -140,39 +121,24 @@ class Engine:
 
     async def run(self) -> RunResult:
         """Run every step to a final state and return the result."""
-        loop = asyncio.get_running_loop()
-        clock = self.clock
-        sched = self.scheduler
         wall0 = time.time()
-        self._t0 = clock.now()
+        self._t0 = self._t_end = self.clock.now()
         for o in self.observers:
             o.run_started(self.run_id, self.workflow.name, self.records)
-        quiet = quiet_gc()
-        quiet.__enter__()
-        try:
-            while not sched.finished:
-                if self._stop_reason and not self._stopping:
-                    self._stop()
-                started = sched.take()
-                if started:
-                    self._start_all(started)
-                if not self._inbox:
-                    waiter = self._waiter = loop.create_future()
-                    await clock.wait(waiter)
-                    self._waiter = None
-                self._drain()
-        finally:
-            quiet.__exit__(None, None, None)
-            for timer in self._retry_timers.values():
-                timer.cancel()
-            await self.backend.aclose()
+        with frozen_gc():
+            try:
+                await self._loop()
+            finally:
+                for timer in self._retry_timers.values():
+                    timer.cancel()
+                await self.backend.aclose()
         result = RunResult(
             run_id=self.run_id,
             workflow=self.workflow.name,
             status=self._status(),
             pattern=shape_pattern(self.graph),
             started_at=wall0,
-            makespan_s=clock.now() - self._t0,
+            makespan_s=self._t_end - self._t0,
             steps={r.id: r for r in self.records},
             events=self.events,
             virtual=self.virtual,
@@ -180,6 +146,22 @@ class Engine:
         for o in self.observers:
             o.run_finished(result)
         return result
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        sched = self.scheduler
+        while not sched.finished:
+            if self._stop_reason and not self._stopping:
+                self._stop()
+            started = sched.take()
+            if started:
+                self._start_all(started)
+            if not self._inbox:
+                waiter = self._waiter = loop.create_future()
+                await self.clock.wait(waiter)
+                self._waiter = None
+            self._drain()
+        self._t_end = self.clock.now()
 
     def interrupt(self) -> None:
         """Stop early: cancel running steps, start nothing new (the run ends INTERRUPTED)."""
