@@ -12,6 +12,8 @@ __all__ = ["Backend", "Completion", "Job", "Outcome", "Report"]
 
 
 class Outcome(Enum):
+    """How one attempt ended."""
+
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"

@@ -130,10 +130,7 @@ def run(
     values = _parse_inputs(wf, inputs or [])
     observers = [] if json_out else [progress_for(err)]
     if not json_out:
-        err.print(
-            f"[bold]{wf.name}[/bold]: {len(wf.steps)} steps"
-            + (f" — {wf.description.strip()}" if wf.description else "")
-        )
+        _print_header(wf)
     try:
         result = asyncio.run(
             _run_interruptible(
@@ -155,6 +152,20 @@ def run(
         if result.status is RunStatus.INTERRUPTED:
             err.print("interrupted: running steps were cancelled")
     raise typer.Exit(result.status.exit_code)
+
+
+def _print_header(wf: Workflow) -> None:
+    """The workflow, and which agent does what (so stand-ins are never taken for the real)."""
+    err.print(f"[bold]{wf.name}[/bold]: {len(wf.steps)} steps")
+    if wf.description:
+        err.print(wf.description.strip(), markup=False)
+    described = [(n, a) for n, a in wf.agents.items() if a.description]
+    if 0 < len(described) <= MAX_AGENTS_LISTED:
+        for name, agent in described:
+            err.print(f"  agent {name} ({agent.kind}): {agent.description}", markup=False)
+
+
+MAX_AGENTS_LISTED = 12
 
 
 async def _run_interruptible(

@@ -13,6 +13,8 @@ __all__ = ["AgentEvent", "RunResult", "RunStatus", "StepRecord"]
 
 
 class RunStatus(Enum):
+    """How a run stands: running, or ended succeeded, failed or interrupted."""
+
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
