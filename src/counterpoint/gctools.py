@@ -33,11 +33,16 @@ def frozen_gc() -> Iterator[None]:
     Objects made inside are collected as usual. Does nothing if the program has frozen
     objects itself (``gc.freeze`` is process-wide and this would undo it).
     """
-    if gc.get_freeze_count():
+    if _frozen["depth"] or gc.get_freeze_count():  # nested, or frozen by the program
         yield
         return
     gc.freeze()
+    _frozen["depth"] += 1
     try:
         yield
     finally:
+        _frozen["depth"] -= 1
         gc.unfreeze()
+
+
+_frozen = {"depth": 0}
