@@ -64,6 +64,11 @@ def _invalid(problems: list[Problem]) -> NoReturn:
     raise typer.Exit(EXIT_INVALID)
 
 
+def _print_json(data: object) -> None:
+    """Plain JSON on stdout, nothing else there (so it can be piped into jq)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=repr) + "\n")
+
+
 def _load(file: Path) -> Workflow:
     try:
         return load(file)
@@ -146,7 +151,7 @@ def run(
     except WorkflowInvalid as exc:
         _invalid(exc.problems)
     if json_out:
-        out.print_json(json.dumps(result.to_json(), default=repr))
+        _print_json(result.to_json())
     else:
         print_summary(out, result)
         if result.status is RunStatus.INTERRUPTED:
@@ -235,7 +240,7 @@ def plan(
             "workers": workers,
             "unestimated_steps": stats.unestimated,
         }
-        out.print_json(json.dumps(data))
+        _print_json(data)
         return
     print_plan(out, wf.name, stats, workers)
 
@@ -272,7 +277,7 @@ def simulate(
             "ratio_to_lower_bound": result.makespan_s / bound if bound > 0 else 1.0,
             "steps": {k: {"start_s": r.start, "end_s": r.end} for k, r in result.steps.items()},
         }
-        out.print_json(json.dumps(data))
+        _print_json(data)
         return
     print_simulation(out, result, stats, workers)
 
