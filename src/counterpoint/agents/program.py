@@ -126,9 +126,15 @@ def _failure(program: str, code: int, stderr: bytes) -> str:
     else:
         how = f"exited with code {code}"
     tail = stderr.decode("utf-8", "replace").strip()
+    if not tail:
+        return f"{program} {how} (stderr was empty)"
     if len(tail) > STDERR_TAIL:
         tail = "..." + tail[-STDERR_TAIL:]
-    return f"{program} {how}" + (f"; stderr:\n{tail}" if tail else " (stderr was empty)")
+    lines = tail.splitlines()
+    if len(lines) == 1:
+        return f"{program} {how}: {lines[0]}"
+    # The last line is usually the error itself; the tail follows for context.
+    return f"{program} {how}: {lines[-1]}\nstderr (last {len(lines)} lines):\n{tail}"
 
 
 def _parse_output(out: bytes, mode: str, program: str) -> object:
