@@ -102,7 +102,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 def validate(file: FileArg) -> None:
     """Check a workflow; print every problem as FILE:LINE:COL: message (exit 2)."""
     wf = _load(file)
-    out.print(f"{file}: ok ({len(wf.steps)} steps, {len(wf.agents)} agents)")
+    out.print(f"{file}: ok ({_count(len(wf.steps), 'step')}, {_count(len(wf.agents), 'agent')})")
 
 
 @app.command()
@@ -296,6 +296,10 @@ def import_(
         err.print(str(exc), markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     sys.stdout.write(to_yaml(data))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def main() -> None:
