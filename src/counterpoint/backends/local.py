@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+import traceback
+from pathlib import Path
 
 from counterpoint.backends.base import Completion, Job, Outcome, Report
 from counterpoint.errors import StepFailed
@@ -50,7 +53,7 @@ class LocalBackend:
         except StepFailed as exc:
             outcome, error, retryable = Outcome.FAILED, str(exc), exc.retryable
         except Exception as exc:
-            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}{_where(exc)}"
         del self._tasks[job.index]
         report(
             Completion(
@@ -76,3 +79,16 @@ class LocalBackend:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+_LIBRARIES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at file.py:12 in fn)``: the innermost frame of the user's own code, if any."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if not frame.filename.startswith((_PACKAGE, *_LIBRARIES, "<")):
+            return f" (at {Path(frame.filename).name}:{frame.lineno} in {frame.name})"
+    return ""

@@ -27,6 +27,7 @@ from counterpoint.observe.progress import progress_for
 from counterpoint.observe.report import print_plan, print_simulation, print_summary
 from counterpoint.runner import run as run_workflow
 from counterpoint.runner import simulate as simulate_workflow
+from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.engine import Engine
 from counterpoint.scheduler.result import RunResult, RunStatus
 
@@ -154,9 +155,34 @@ def run(
         _print_json(result.to_json())
     else:
         print_summary(out, result)
+        _print_results(wf, result)
         if result.status is RunStatus.INTERRUPTED:
             err.print("interrupted: running steps were cancelled")
     raise typer.Exit(result.status.exit_code)
+
+
+RESULTS_UP_TO = 5  # final steps whose outputs are shown after a run
+RESULT_LINES = 40
+
+
+def _print_results(wf: Workflow, result: RunResult) -> None:
+    """The outputs of the final steps (those nothing needs): what the workflow produced."""
+    graph = wf.graph
+    finals = [graph.ids[i] for i, succ in enumerate(graph.succs) if not succ]
+    shown = [
+        (sid, result.steps[sid].output)
+        for sid in finals
+        if result.steps[sid].status is StepState.SUCCEEDED and result.steps[sid].output is not None
+    ]
+    if not shown or len(finals) > RESULTS_UP_TO:
+        return
+    for sid, value in shown:
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+        lines = text.rstrip().splitlines()
+        if len(lines) > RESULT_LINES:
+            lines = [*lines[:RESULT_LINES], f"… {len(lines) - RESULT_LINES} more lines (see --json)"]
+        out.print(f"[bold]output of {sid}[/bold]")
+        out.print("\n".join(lines), markup=False, highlight=False)
 
 
 def _print_header(wf: Workflow) -> None:
