@@ -44,12 +44,20 @@ def _explain(value: object) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human form: ``420ms``, ``12.3s``, ``4m05s``, ``2h03m``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
-    minutes, secs = divmod(round(seconds), 60)
+    """A short human form: ``420ms``, ``1.5s``, ``12s``, ``4m05s``, ``2h03m``.
+
+    Each form rounds first, so a value never shows as the top of its unit (``60s``).
+    """
+    millis = round(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
+    tenths = round(seconds, 1)
+    if tenths < 10:
+        return f"{tenths:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)

@@ -153,6 +153,7 @@ class Engine:
         while not sched.finished:
             if self._stop_reason and not self._stopping:
                 self._stop()
+                continue  # stopping may have finished the run (only retries were waiting)
             started = sched.take()
             if started:
                 self._start_all(started)
@@ -235,7 +236,7 @@ class Engine:
             attempt=attempt,
             input=value,
             upstream={ids[p]: outputs[p] for p in self.graph.preds[i]},
-            estimate=step.estimate,
+            estimate=self.graph.estimates[i] if self.graph.estimated[i] else None,
             timeout=self._timeouts[i],
             workflow=self.workflow.name,
             base_dir=self._base_dir,
