@@ -38,9 +38,17 @@ def parse_duration(value: object) -> float:
 
 def _explain(value: object) -> str:
     return (
-        f"bad duration {value!r}: write seconds (30, 1.5) or a number with a unit "
+        f"bad duration {_yaml_text(value)}: write seconds (30, 1.5) or a number with a unit "
         "(250ms, 10s, 2m, 1h30m, 1d)"
     )
+
+
+def _yaml_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)
 
 
 def format_duration(seconds: float) -> str:

@@ -51,7 +51,8 @@ class Problem:
     def __str__(self) -> str:
         if self.line is not None:
             return f"{self.file}:{self.line}:{self.column or 1}: {self.message}"
-        where = f"{self.file}: {self.path}" if self.path else self.file
+        said = self.message.startswith(f"{self.path}: ")
+        where = f"{self.file}: {self.path}" if self.path and not said else self.file
         return f"{where}: {self.message}"
 
     def sort_key(self) -> tuple[str, int, int, str]:

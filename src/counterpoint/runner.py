@@ -14,7 +14,7 @@ from counterpoint.backends.virtual import VirtualBackend
 from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
 from counterpoint.gctools import frozen_gc
 from counterpoint.model.load import load
-from counterpoint.model.workflow import InputSpec, Workflow
+from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions
@@ -42,7 +42,7 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
     for name, spec in workflow.inputs.items():
         if name in given:
             value = given[name]
-            if not _has_type(value, spec):
+            if not spec.accepts(value):
                 problems.append(
                     Problem(
                         f"input {name!r} should be {spec.type}, got {value!r}", file=workflow.source
@@ -58,24 +58,6 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
     if problems:
         raise WorkflowInvalid(problems)
     return out
-
-
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str,
-    "integer": int,
-    "number": (int, float),
-    "boolean": bool,
-    "object": dict,
-    "array": list,
-}
-
-
-def _has_type(value: object, spec: InputSpec) -> bool:
-    if spec.type == "any":
-        return True
-    if isinstance(value, bool) and spec.type in ("integer", "number"):
-        return False
-    return isinstance(value, _TYPES[spec.type])
 
 
 def build_agents(workflow: Workflow) -> dict[str, Agent]:

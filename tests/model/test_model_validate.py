@@ -65,11 +65,15 @@ steps:
     got = problems(text)
     assert got[0] == "wf.yaml:2:18: max_concurrency: expected a whole number, got 'lots'"
     assert len(got) == 2
-    assert got[1].startswith("wf.yaml:8:12: step 'a': needs: expected a list")
+    assert got[1] == (
+        "wf.yaml:8:12: step 'a': needs: expected a step id or a list of step ids, got a mapping"
+    )
 
 
 def test_max_concurrency_must_be_positive() -> None:
-    (only,) = problems("name: x\nmax_concurrency: 0\nsteps: []\n")
+    (only,) = problems(
+        "name: x\nmax_concurrency: 0\nsteps: [{id: a, agent: n}]\nagents: {n: {kind: noop}}\n"
+    )
     assert only.startswith("wf.yaml:2:18: max_concurrency: ")
     assert "1" in only
 
@@ -94,7 +98,7 @@ name: x
 agents:
   nop: {kind: nopp}
   sl: {kind: sleep, secnds: 1}
-steps: []
+steps: [{id: a, agent: sl}]
 """
     assert problems(text) == [
         "wf.yaml:3:9: agent 'nop': unknown kind 'nopp' (did you mean 'noop'?); "
@@ -152,7 +156,9 @@ steps:
 
 
 def test_duplicate_yaml_key() -> None:
-    assert problems("name: x\nname: y\nsteps: []\n") == [
+    assert problems(
+        "name: x\nname: y\nsteps: [{id: a, agent: n}]\nagents: {n: {kind: noop}}\n"
+    ) == [
         "wf.yaml:2:1: duplicate key 'name' (first given on line 1)",
     ]
 
@@ -284,7 +290,10 @@ steps:
 
 
 def test_bad_duration_in_defaults() -> None:
-    (only,) = problems("name: x\ndefaults:\n  timeout: soon\nsteps: []\n")
+    (only,) = problems(
+        "name: x\ndefaults:\n  timeout: soon\n"
+        "steps: [{id: a, agent: n}]\nagents: {n: {kind: noop}}\n"
+    )
     assert only.startswith("wf.yaml:3:12: defaults.timeout: bad duration 'soon'")
 
 
@@ -321,7 +330,10 @@ steps:
 
 
 def test_bad_input_type_lists_the_choices() -> None:
-    (only,) = problems("name: x\ninputs:\n  n: {type: strng}\nsteps: []\n")
+    (only,) = problems(
+        "name: x\ninputs:\n  n: {type: strng}\n"
+        "steps: [{id: a, agent: n}]\nagents: {n: {kind: noop}}\n"
+    )
     assert only == (
         "wf.yaml:3:13: inputs.n.type: expected 'string', 'integer', 'number', 'boolean', "
         "'object', 'array' or 'any', got 'strng'"

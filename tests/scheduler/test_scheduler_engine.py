@@ -755,11 +755,12 @@ def test_simulated_result_says_virtual_clock() -> None:
     assert repr(result).endswith("'t' succeeded steps=1 makespan=1.000s>")
 
 
-def test_empty_workflow_succeeds_at_once() -> None:
-    result = sim(workflow())
-    assert result.status is cp.RunStatus.SUCCEEDED
-    assert result.makespan_s == 0.0
-    assert result.steps == {}
+def test_a_workflow_without_steps_is_rejected() -> None:
+    with pytest.raises(cp.WorkflowInvalid) as info:
+        workflow()
+    assert [str(p) for p in info.value.problems] == [
+        "<python>: steps: a workflow needs at least one step"
+    ]
 
 
 def test_virtual_clock_jumps_and_fires_in_order() -> None:

@@ -180,7 +180,8 @@ def _print_results(wf: Workflow, result: RunResult) -> None:
         text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
         lines = text.rstrip().splitlines()
         if len(lines) > RESULT_LINES:
-            lines = [*lines[:RESULT_LINES], f"… {len(lines) - RESULT_LINES} more lines (see --json)"]
+            more = len(lines) - RESULT_LINES
+            lines = [*lines[:RESULT_LINES], f"… {more} more lines (see --json)"]
         out.print(f"[bold]output of {sid}[/bold]")
         out.print("\n".join(lines), markup=False, highlight=False)
 

@@ -7,6 +7,7 @@ when present; the node tree is kept only to find positions for problems.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
@@ -108,7 +109,10 @@ def workflow_from_data(data: object, where: Locator, base_dir: Path | None = Non
     try:
         workflow = Workflow.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise WorkflowInvalid([_from_pydantic(e, where, data) for e in exc.errors()]) from None
+        errors = _without_missing_keys_misspelt(exc.errors())
+        problems = [_from_pydantic(e, where, data) for e in errors]
+        problems += _problems_beyond(data, errors, where, base_dir or Path.cwd())
+        raise WorkflowInvalid(sorted(problems, key=Problem.sort_key)) from None
     problems = check(workflow, where, base_dir or Path.cwd())
     if problems:
         raise WorkflowInvalid(problems)
@@ -116,13 +120,96 @@ def workflow_from_data(data: object, where: Locator, base_dir: Path | None = Non
     return workflow
 
 
+_COLON_HINT = (
+    "unexpected ':' (indent this key like the keys above it, or put text that contains ': ' "
+    "in quotes)"
+)
+
+
+def _without_missing_keys_misspelt(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Drop "missing key 'steps'" where an unknown key 'stesp' beside it says why."""
+    unknown = {(e["loc"][:-1], str(e["loc"][-1])) for e in errors if e["type"] == "extra_forbidden"}
+
+    def misspelt(err: ErrorDetails) -> bool:
+        parent, key = err["loc"][:-1], str(err["loc"][-1])
+        near = [u for p, u in unknown if p == parent]
+        return err["type"] == "missing" and bool(difflib.get_close_matches(key, near, 1, 0.6))
+
+    return [e for e in errors if not misspelt(e)]
+
+
+def _problems_beyond(
+    data: dict[str, object], errors: list[ErrorDetails], where: Locator, base_dir: Path
+) -> list[Problem]:
+    """The other mistakes in a workflow whose shape is wrong somewhere, so that one run of
+    ``validate`` reports them all.
+
+    The keys at fault in steps are set aside (broken agents become placeholders) and the
+    rest is checked as usual; nothing is reported that setting a key aside could cause.
+    """
+    steps = data.get("steps")
+    agents = data.get("agents")
+    if not isinstance(steps, list) or not isinstance(agents, dict | None):
+        return []
+    steps = list(steps)
+    agents = dict(agents or {})
+    needs_dropped: set[str] = set()
+    for err in errors:
+        loc = err["loc"]
+        if loc[:1] == ("steps",) and len(loc) >= 3 and isinstance(loc[1], int):
+            step = steps[loc[1]]
+            key = loc[2]
+            if not isinstance(step, dict) or key in ("id", "agent"):
+                return []
+            step = steps[loc[1]] = {k: v for k, v in step.items() if k != key}
+            if key == "needs" or err["type"] == "extra_forbidden":  # maybe a misspelt needs
+                needs_dropped.add(str(step.get("id")))
+        elif loc[:1] == ("agents",) and len(loc) >= 2:
+            agents[str(loc[1])] = {"kind": "noop"}
+        else:
+            return []
+    try:
+        workflow = Workflow.model_validate({**data, "steps": steps, "agents": agents})
+    except pydantic.ValidationError:
+        return []
+    return [
+        p
+        for p in check(workflow, where, base_dir)
+        if not (
+            ("is not upstream of" in p.message or p.message.startswith("dependency cycle"))
+            and any(f"{sid!r}" in p.message for sid in needs_dropped)
+        )
+    ]
+
+
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
+    """libyaml's errors in plain words, placed where the mistake starts where it can tell."""
     mark = exc.problem_mark or exc.context_mark
-    what = exc.problem or "syntax error"
-    if exc.context:
-        what = f"{what} ({exc.context})"
+    problem = exc.problem or "syntax error"
+    context = exc.context or ""
+    what = f"{problem} ({context})" if context else problem
+    label = "YAML syntax error"
+    here = exc.context_mark
+    if problem.startswith("mapping values are not allowed"):
+        what = _COLON_HINT
+    elif "while scanning a quoted scalar" in context and here is not None:
+        mark, what = here, "the quoted text that starts here is never closed"
+    elif context.startswith("while parsing a flow") and here is not None and exc.problem_mark:
+        opening, closing = ("[", "]") if "sequence" in context else ("{", "}")
+        end = exc.problem_mark
+        mark = here
+        what = (
+            f"the {opening!r} here has no matching {closing!r} "
+            f"(expected ',' or {closing!r} at line {end.line + 1}, column {end.column + 1})"
+        )
+    elif problem.startswith("but found another document"):
+        what = "a second document starts here; a workflow file holds one document"
+    elif problem.startswith("could not determine a constructor for the tag"):
+        tag = problem.rsplit(" ", 1)[-1]
+        label = "YAML error"
+        what = f"unknown tag {tag}; workflows use no YAML tags (quote the value if it is text)"
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    return Problem(f"YAML syntax error: {what}", file, line, col)
+    return Problem(f"{label}: {what}", file, line, col)
 
 
 def _structure_problems(root: yaml.Node, file: str) -> list[Problem]:
@@ -162,6 +249,15 @@ def _structure_problems(root: yaml.Node, file: str) -> list[Problem]:
 
 def _from_pydantic(err: ErrorDetails, where: Locator, data: dict[str, object]) -> Problem:
     loc, message, key = explain_error(err, Workflow)
+    if err["type"] == "missing" and len(loc) == 2 and loc[0] == "agents":
+        from counterpoint.agents.registry import known_kinds
+
+        message = (
+            f"agent {loc[1]!r}: missing required key 'kind'; "
+            f"known kinds: {', '.join(known_kinds())}"
+        )
+    if err["type"] == "value_error" and len(loc) >= 2 and loc[0] == "inputs":
+        message = f"input {loc[1]!r}: " + message.split(": ", 1)[-1]
     steps = data.get("steps")
     if (
         len(loc) >= 2

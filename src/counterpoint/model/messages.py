@@ -33,6 +33,12 @@ _TYPE_WORDS = {
     "callable_type": "a function",
 }
 
+# What a field with a shorthand accepts, where the type words alone would mislead.
+_ACCEPTS = {
+    "retries": "a whole number or a mapping such as {max: 3, backoff: 1s}",
+    "needs": "a step id or a list of step ids",
+}
+
 # Tags pydantic puts in a location for union members and validators, not part of the data.
 _TAGS = {"RetryPolicy", "JsonValue", "str", "int", "float", "bool", "list", "dict", "callable"}
 
@@ -59,7 +65,8 @@ def explain_error(err: ErrorDetails, root: type[BaseModel]) -> tuple[Loc, str, b
         return loc[:-1], f"missing required key {field!r}{_where(loc[:-1])}", False
     prefix = f"{format_path(loc)}: " if loc else ""
     if kind in _TYPE_WORDS:
-        message = f"{prefix}expected {_TYPE_WORDS[kind]}, got {_describe(err.get('input'))}"
+        expected = _ACCEPTS.get(field, _TYPE_WORDS[kind])
+        message = f"{prefix}expected {expected}, got {_describe(err.get('input'))}"
     elif kind == "value_error":
         message = prefix + str(err.get("ctx", {}).get("error", err["msg"]))
     elif kind == "literal_error":

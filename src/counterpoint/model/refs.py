@@ -66,13 +66,18 @@ def find_references(value: object) -> Iterator[tuple[tuple[str | int, ...], Refe
         where, item = stack.pop()
         if isinstance(item, str):
             if "${{" in item:
+                covered = 0  # text before this index belongs to a complete ${{ }}
                 for m in _REF.finditer(item):
+                    covered = m.end()
                     if m.group(1):
                         continue
                     try:
                         yield where, parse_reference(m.group(2))
                     except ValueError as exc:
                         yield where, str(exc)
+                start = item.find("${{", covered)
+                if start >= 0 and item[start - 1 : start] != "$":
+                    yield where, f"bad reference {item[start:]!r}: it has no closing }}}}"
         elif isinstance(item, dict):
             stack.extend(((*where, k), v) for k, v in item.items())
         elif isinstance(item, list | tuple):

@@ -104,8 +104,7 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
                 + " (remove one of these needs to break it)",
             )
         )
-    else:
-        problems.extend(_reference_problems(workflow, graph, where))
+    problems.extend(_reference_problems(workflow, graph, where))
     if not problems and compiled is not None:
         workflow._graph = compiled
     return problems

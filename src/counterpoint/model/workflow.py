@@ -18,6 +18,8 @@ from pydantic import (
     Field,
     JsonValue,
     PrivateAttr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -116,9 +118,41 @@ class InputSpec(_Model):
             return {"default": value}
         return value
 
+    @field_validator("default")
+    @classmethod
+    def _default_has_the_type(cls, value: JsonValue, info: ValidationInfo) -> JsonValue:
+        kind = info.data.get("type", "any")
+        if value is not None and not has_type(value, kind):
+            shown = "true" if value is True else "false" if value is False else repr(value)
+            raise ValueError(f"default should be {kind}, got {shown}")
+        return value
+
     @property
     def is_required(self) -> bool:
         return self.required if self.required is not None else self.default is None
+
+    def accepts(self, value: object) -> bool:
+        """Whether ``value`` has this input's type."""
+        return has_type(value, self.type)
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "object": dict,
+    "array": list,
+}
+
+
+def has_type(value: object, kind: str) -> bool:
+    """Whether ``value`` is of the input type ``kind`` (``integer``, ``string``, ``any``...)."""
+    if kind == "any":
+        return True
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _TYPES[kind])
 
 
 class AgentSpec(_Model):
@@ -168,7 +202,14 @@ class Workflow(_Model):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     defaults: StepDefaults = StepDefaults()
     max_concurrency: int | None = Field(None, ge=1)
-    steps: tuple[Step, ...] = ()
+    steps: tuple[Step, ...]
+
+    @field_validator("steps")
+    @classmethod
+    def _some_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        if not steps:
+            raise ValueError("a workflow needs at least one step")
+        return steps
 
     _source: str = PrivateAttr("<python>")
     _graph: Graph | None = PrivateAttr(None)
