@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from counterpoint.agents.base import Agent, StepContext
+from counterpoint.durations import parse_duration
 from counterpoint.model.workflow import AgentSpec, Duration
 
 __all__ = ["NOOP", "SLEEP"]
@@ -49,8 +50,6 @@ class _Sleep:
     async def __call__(self, ctx: StepContext) -> object:
         seconds = self.seconds
         if seconds is None and isinstance(ctx.input, dict) and "seconds" in ctx.input:
-            from counterpoint.durations import parse_duration
-
             seconds = parse_duration(ctx.input["seconds"])
         if seconds is None:
             seconds = ctx.estimate or 0.0

@@ -93,8 +93,10 @@ class _Program:
         data = None
         if self.options.stdin == "json":
             data = json.dumps(ctx.input).encode()
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        # Started in its own task: a cancellation (timeout, fail-fast, Ctrl-C) that lands while
+        # the process is being set up must still find its process group and end it.
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -103,6 +105,13 @@ class _Program:
                 env=env,
                 start_new_session=True,
             )
+        )
+        try:
+            proc = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError):
+                await _kill_group(await starting, self.options.kill_grace)
+            raise
         except OSError as exc:
             raise StepFailed(
                 f"cannot start {argv[0]!r}: {exc.strerror or exc}", retryable=False

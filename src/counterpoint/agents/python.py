@@ -33,6 +33,10 @@ def import_function(target: str, base_dir: Path | None = None) -> Callable[..., 
         obj: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise AgentConfigError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself is broken: say how, without a traceback
+        raise AgentConfigError(
+            f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)

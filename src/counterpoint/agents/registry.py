@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "counterpoint.agents"
 
 _kinds: dict[str, AgentKind] = {}
 _plugins: dict[str, bool] = {"loaded": False}
+_broken: dict[str, str] = {}  # plugin kinds that failed to load -> why
 
 
 def _builtins() -> dict[str, AgentKind]:
@@ -29,17 +30,19 @@ def _builtins() -> dict[str, AgentKind]:
 
 
 def _load_plugins() -> None:
+    """Load every plugin kind; one that fails is remembered, and only asking for it fails."""
     _plugins["loaded"] = True
+    _broken.clear()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _kinds:
             continue
         try:
             kind = ep.load()
+            _kinds[ep.name] = kind() if isinstance(kind, type) else kind
         except Exception as exc:
-            raise AgentConfigError(
+            _broken[ep.name] = (
                 f"the agent kind plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
-            ) from exc
-        _kinds[ep.name] = kind() if isinstance(kind, type) else kind
+            )
 
 
 def known_kinds() -> list[str]:
@@ -57,6 +60,8 @@ def get_kind(name: str) -> AgentKind:
         _kinds.update(_builtins())
     if name not in _kinds and not _plugins["loaded"]:
         _load_plugins()
+    if name in _broken and name not in _kinds:
+        raise AgentConfigError(_broken[name])
     try:
         return _kinds[name]
     except KeyError:
