@@ -67,7 +67,7 @@ def test_plan_text(reports: Results) -> None:
     assert rows["critical path"] == "9.0s (3 steps: a → b → d)"
     assert rows["total work"] == "15s"
     assert rows["parallelism"] == "1.67 (work / critical path)"
-    assert rows["lower bound"] == "15s on 1 workers"
+    assert rows["lower bound"] == "15s on 1 worker"
     assert "note" not in rows
 
 

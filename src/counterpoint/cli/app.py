@@ -25,6 +25,7 @@ from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.progress import progress_for
 from counterpoint.observe.report import print_plan, print_simulation, print_summary
+from counterpoint.runner import resolve_inputs
 from counterpoint.runner import run as run_workflow
 from counterpoint.runner import simulate as simulate_workflow
 from counterpoint.scheduler.core import StepState
@@ -134,6 +135,10 @@ def run(
     """Run a workflow. Exit 0 succeeded, 1 failed, 2 invalid input, 130 interrupted."""
     wf = _load(file)
     values = _parse_inputs(wf, inputs or [])
+    try:
+        resolve_inputs(wf, values)  # report bad inputs before anything is printed or run
+    except WorkflowInvalid as exc:
+        _invalid(exc.problems)
     observers = [] if json_out else [progress_for(err)]
     if not json_out:
         _print_header(wf)

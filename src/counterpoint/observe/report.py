@@ -97,7 +97,11 @@ def print_plan(console: Console, name: str, stats: GraphStats, workers: int | No
         (
             "lower bound",
             f"{format_duration(stats.lower_bound(workers))}"
-            + (f" on {workers} workers" if workers else " with unlimited workers"),
+            + (
+                f" on {workers} worker{'s' if workers != 1 else ''}"
+                if workers
+                else " with unlimited workers"
+            ),
         ),
     ]
     if stats.unestimated:
