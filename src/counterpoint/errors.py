@@ -12,6 +12,10 @@ Who raises what:
   message; ``retryable=False`` skips the remaining retries.
 - ``StepTimeout``: a step ran past its ``timeout``.
 - ``ImportFormatError``: an importer, for a benchmark file it cannot read.
+- ``StoreError``: a run store that cannot be opened, read or written (damaged, locked, from a
+  newer version, full). What was journaled before it is never lost.
+- ``RunNotFound``, ``CannotResume``: ``resume`` and ``show`` for a run that does not exist or
+  cannot go on (it succeeded, it is still running, its workflow changed).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "AgentConfigError",
+    "CannotResume",
     "CounterpointError",
     "ImportFormatError",
     "Problem",
+    "RunNotFound",
     "StepFailed",
     "StepTimeout",
+    "StoreError",
     "UnknownAgentKind",
     "WorkflowInvalid",
 ]
@@ -115,3 +122,15 @@ class ImportFormatError(CounterpointError):
         self.line = line
         where = f"{file}:{line}" if line is not None else file
         super().__init__(f"{where}: {message}")
+
+
+class StoreError(CounterpointError):
+    """The run store cannot be used; the message says which file, what is wrong, what to do."""
+
+
+class RunNotFound(CounterpointError):
+    """No run with this id in the store."""
+
+
+class CannotResume(CounterpointError):
+    """A run that must not be resumed as asked (finished, still running, or changed)."""

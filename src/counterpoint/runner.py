@@ -1,8 +1,13 @@
-"""The Python entry points: ``run``, ``run_sync`` and ``simulate``."""
+"""The Python entry points: ``run``, ``run_sync``, ``resume`` and ``simulate``."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import os
+import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -11,16 +16,26 @@ from counterpoint.agents.registry import build_agent
 from counterpoint.backends.base import Backend
 from counterpoint.backends.local import LocalBackend
 from counterpoint.backends.virtual import VirtualBackend
-from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
+from counterpoint.errors import (
+    AgentConfigError,
+    CannotResume,
+    CounterpointError,
+    Problem,
+    WorkflowInvalid,
+)
 from counterpoint.gctools import frozen_gc
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
-from counterpoint.scheduler.engine import Engine, Priority, RunOptions
+from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
 from counterpoint.scheduler.result import RunResult
+from counterpoint.store.base import RunInfo, Store
+from counterpoint.store.fingerprint import changes, definition, fingerprint
+from counterpoint.store.journal import Journal
+from counterpoint.store.replay import replay
 
-__all__ = ["build_agents", "resolve_inputs", "run", "run_sync", "simulate"]
+__all__ = ["build_agents", "resolve_inputs", "resume", "run", "run_sync", "simulate"]
 
 
 def _workflow(workflow: Workflow | str | Path) -> Workflow:
@@ -85,6 +100,7 @@ async def run(
     observers: Sequence[RunObserver] = (),
     run_id: str | None = None,
     seed: int | None = None,
+    store: Store | None = None,
     clock: Clock | None = None,
     backend: Callable[[Clock], Backend] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
@@ -92,12 +108,76 @@ async def run(
     """Run a workflow (an object or a YAML path) and return its result.
 
     Failed steps do not raise: check ``result.status``. Invalid workflows and inputs raise
-    ``WorkflowInvalid``. ``backend`` makes the backend for the clock (default: local tasks).
-    ``on_engine`` sees the engine before it starts (to interrupt it, for instance).
+    ``WorkflowInvalid``. With a ``store`` every transition is journaled there, and the run can
+    be resumed (``resume``); without one nothing outlives the process. ``backend`` makes the
+    backend for the clock (default: local tasks). ``on_engine`` sees the engine before it
+    starts (to interrupt it, for instance).
     """
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
+    options = RunOptions(max_concurrency, fail_fast, priority, seed)
+    rid = run_id or new_run_id()
+    journal = None
+    if store is not None:
+        journal = await _start_journal(store, wf, rid, values, options)
+    return await _drive(
+        wf, agents, values, options, rid, observers, clock, backend, on_engine, journal
+    )
+
+
+async def _start_journal(
+    store: Store, wf: Workflow, run_id: str, values: dict[str, object], options: RunOptions
+) -> Journal:
+    if store.durable:
+        for name, value in values.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise WorkflowInvalid(
+                    [Problem(f"input {name!r} is not JSON, so a durable run cannot keep it")]
+                ) from None
+    text = definition(wf)
+    await store.create_run(
+        RunInfo(
+            run_id=run_id,
+            workflow=wf.name,
+            source=wf.source if wf.source.startswith("<") else str(Path(wf.source).resolve()),
+            fingerprint=fingerprint(text),
+            definition=text,
+            inputs=values,
+            options=dataclasses.asdict(options),
+            agents={s.id: s.agent for s in wf.steps},
+            created_at=time.time(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            version=_version(),
+        )
+    )
+    journal = Journal(store, run_id)
+    journal.event(None, "run-started", dataclasses.asdict(options), attempt=1)
+    return journal
+
+
+def _version() -> str:
+    from counterpoint import __version__
+
+    return __version__
+
+
+async def _drive(
+    wf: Workflow,
+    agents: dict[str, Agent],
+    values: dict[str, object],
+    options: RunOptions,
+    run_id: str,
+    observers: Sequence[RunObserver],
+    clock: Clock | None,
+    backend: Callable[[Clock], Backend] | None,
+    on_engine: Callable[[Engine], None] | None,
+    journal: Journal | None,
+    restored: Mapping[str, object] | None = None,
+) -> RunResult:
     clk = clock or RealClock()
     with frozen_gc():
         engine = Engine(
@@ -106,13 +186,157 @@ async def run(
             backend=(backend or LocalBackend)(clk),
             clock=clk,
             inputs=values,
-            options=RunOptions(max_concurrency, fail_fast, priority, seed),
+            options=options,
             observers=observers,
             run_id=run_id,
+            journal=journal,
+            restored=restored,  # type: ignore[arg-type]
         )
         if on_engine is not None:
             on_engine(engine)
-        return await engine.run()
+        try:
+            result = await engine.run()
+        finally:
+            if journal is not None:
+                await _close_journal(journal, engine)
+    return result
+
+
+async def _close_journal(journal: Journal, engine: Engine) -> None:
+    """Write how the run ended; the store may be the reason it ended, so be careful."""
+    status = engine.status.value
+    journal.event(None, "run-finished", {"status": status, "error": engine.error})
+    try:
+        await journal.commit()
+        await journal.store.update_run(
+            journal.run_id,
+            status=status,
+            finished_at=time.time(),
+            makespan_s=engine.makespan_s,
+            pattern=engine.pattern,
+            error=engine.error,
+        )
+    except CounterpointError as exc:
+        if engine.error is None:
+            engine.error = str(exc)
+
+
+async def resume(
+    run_id: str,
+    *,
+    store: Store,
+    workflow: Workflow | str | Path | None = None,
+    force: bool = False,
+    max_concurrency: int | None = None,
+    fail_fast: bool | None = None,
+    priority: Priority | None = None,
+    seed: int | None = None,
+    observers: Sequence[RunObserver] = (),
+    clock: Clock | None = None,
+    backend: Callable[[Clock], Backend] | None = None,
+    on_engine: Callable[[Engine], None] | None = None,
+) -> RunResult:
+    """Go on with a run that crashed, was killed, interrupted or failed.
+
+    Steps whose success is in the journal are not run again (their outputs are used); a step
+    that was running runs again with the same idempotency key and the next attempt number.
+    ``workflow`` defaults to the file the run started from; if its definition changed,
+    ``CannotResume`` shows what changed, unless ``force``.
+    """
+    info = await store.get_run(run_id)
+    if info.status == "succeeded":
+        raise CannotResume(f"run {info.run_id} succeeded already: there is nothing to resume")
+    if info.status == "running" and _alive(info):
+        raise CannotResume(
+            f"run {info.run_id} is still running (process {info.pid} on {info.host}); stop it first"
+        )
+    wf = _resume_workflow(info, workflow)
+    text = definition(wf)
+    if fingerprint(text) != info.fingerprint and not force:
+        changed = changes(info.definition, wf, info.source)
+        if changed:
+            raise CannotResume(
+                f"the workflow changed since run {info.run_id} started:\n"
+                + "\n".join(f"  {line}" for line in changed)
+                + "\nresume with --force (force=True) to go on with the new definition; "
+                "steps that succeeded are kept"
+            )
+    agents = build_agents(wf)
+    entries = await store.entries(info.run_id)
+    sessions = sum(e.kind == "run-started" for e in entries)
+    saved = info.options
+    options = RunOptions(
+        max_concurrency if max_concurrency is not None else saved.get("max_concurrency"),  # type: ignore[arg-type]
+        fail_fast if fail_fast is not None else bool(saved.get("fail_fast")),
+        priority or saved.get("priority", "critical-path"),  # type: ignore[arg-type]
+        seed if seed is not None else saved.get("seed"),  # type: ignore[arg-type]
+    )
+    journal = Journal(store, info.run_id, seq=entries[-1].seq if entries else 0)
+    journal.event(
+        None, "run-started", {**dataclasses.asdict(options), "resumed": True}, attempt=sessions + 1
+    )
+    await store.update_run(
+        info.run_id,
+        status="running",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        finished_at=None,
+        error=None,
+    )
+    return await _drive(
+        wf,
+        agents,
+        dict(info.inputs),
+        options,
+        info.run_id,
+        observers,
+        clock,
+        backend,
+        on_engine,
+        journal,
+        replay(entries),
+    )
+
+
+def _resume_workflow(info: RunInfo, workflow: Workflow | str | Path | None) -> Workflow:
+    if workflow is not None:
+        return _workflow(workflow)
+    if info.source.startswith("<"):
+        raise CannotResume(
+            f"run {info.run_id} was started from a workflow built in Python: "
+            "pass that workflow to resume()"
+        )
+    if not Path(info.source).is_file():
+        raise CannotResume(
+            f"run {info.run_id} was started from {info.source}, which is gone; "
+            "pass the workflow to resume"
+        )
+    return load(info.source)
+
+
+def _alive(info: RunInfo) -> bool:
+    """Whether the process that ran ``info`` still lives (on this host; elsewhere: assume so)."""
+    if info.pid is None:
+        return False
+    if info.host != socket.gethostname():
+        return True
+    if info.pid == os.getpid():
+        return True
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_a_zombie(info.pid)
+
+
+def _not_a_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def run_sync(workflow: Workflow | str | Path, **kwargs: object) -> RunResult:

@@ -94,7 +94,9 @@ def _loads(text: str, file: str) -> Workflow:
     finally:
         loader.dispose()
     base_dir = Path(file).resolve().parent if file != "<string>" else None
-    return workflow_from_data(data, YamlPositions(file, root), base_dir)
+    workflow = workflow_from_data(data, YamlPositions(file, root), base_dir)
+    workflow._text = text
+    return workflow
 
 
 def workflow_from_data(data: object, where: Locator, base_dir: Path | None = None) -> Workflow:

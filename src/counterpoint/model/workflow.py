@@ -213,6 +213,7 @@ class Workflow(_Model):
 
     _source: str = PrivateAttr("<python>")
     _graph: Graph | None = PrivateAttr(None)
+    _text: str | None = PrivateAttr(None)  # the YAML it was loaded from
 
     def __eq__(self, other: object) -> bool:
         """Equal when the definitions are: where a workflow came from does not count."""
@@ -230,6 +231,11 @@ class Workflow(_Model):
 
             self._graph = Graph.from_workflow(self)
         return self._graph
+
+    @property
+    def text(self) -> str | None:
+        """The YAML text the workflow was loaded from (``None`` when built in Python)."""
+        return self._text
 
     @property
     def source(self) -> str:

@@ -8,7 +8,7 @@ highest priority starts first, within the concurrency limit.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from enum import Enum
 
 from counterpoint.graph.dag import Graph
@@ -56,6 +56,7 @@ class Scheduler:
         "limit",
         "open",
         "priority",
+        "released",
         "running",
         "state",
         "waiting_on",
@@ -66,19 +67,31 @@ class Scheduler:
         graph: Graph,
         priority: Sequence[float] | None = None,
         max_concurrency: int | None = None,
+        done: Collection[int] = (),
+        note_releases: bool = False,
     ) -> None:
+        """``done``: steps that already succeeded (a resumed run); they never start again.
+        ``note_releases``: keep every step released in ``released`` (for a journal)."""
         n = len(graph)
         self.graph = graph
         self.priority = list(priority) if priority is not None else [0.0] * n
         self.limit = max_concurrency or n or 1
         self.state = [_P] * n
-        self.waiting_on = [len(p) for p in graph.preds]
         self.running = 0
         self.open = n
+        self.released: list[int] | None = [] if note_releases else None
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
+        if done:
+            finished = set(done)
+            for i in finished:
+                self.state[i] = StepState.SUCCEEDED
+            self.open -= len(finished)
+            self.waiting_on = [sum(p not in finished for p in preds) for preds in graph.preds]
+        else:
+            self.waiting_on = [len(p) for p in graph.preds]
         for i in range(n):
-            if not self.waiting_on[i]:
+            if not self.waiting_on[i] and self.state[i] is _P:
                 self._release(i)
 
     def __repr__(self) -> str:
@@ -98,6 +111,8 @@ class Scheduler:
 
     def _release(self, i: int) -> None:
         self.state[i] = _R
+        if self.released is not None:
+            self.released.append(i)
         self._seq += 1
         heapq.heappush(self._heap, (-self.priority[i], self._seq, i))
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
+from counterpoint.errors import CounterpointError
 from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
@@ -29,6 +30,8 @@ from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
+from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
+from counterpoint.store.replay import StepReplay
 
 __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
@@ -82,7 +85,11 @@ class Engine:
         run_id: str | None = None,
         graph: Graph | None = None,
         virtual: bool = False,
+        journal: Journal | None = None,
+        restored: Mapping[str, StepReplay] | None = None,
     ) -> None:
+        """``journal``: where transitions go (durable runs); ``restored``: what a resumed run
+        had done (succeeded steps are not run again; attempt numbers go on)."""
         self.workflow = workflow
         self.options = options or RunOptions()
         self.backend = backend
@@ -101,15 +108,23 @@ class Engine:
         self.records = [StepRecord(s.id, s.agent) for s in steps]
         self.outputs: list[object] = [None] * len(steps)
         self.events: list[AgentEvent] = []
+        self.journal = journal
+        self._encode = journal is not None and journal.store.durable
+        self.error: str | None = None  # why the run stopped, when the store failed it
+        done = self._restore(restored) if restored else ()
+        self._base_attempts = [r.attempts for r in self.records]  # retries count from here
         priority = upward_ranks(self.graph) if self.options.priority == "critical-path" else None
         max_conc = self.options.max_concurrency or workflow.max_concurrency
-        self.scheduler = Scheduler(self.graph, priority, max_conc)
+        self.scheduler = Scheduler(
+            self.graph, priority, max_conc, done, note_releases=journal is not None
+        )
         self._rng = random.Random(self.options.seed)
         self._inbox: deque[Completion | int] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._retry_timers: dict[int, Timer] = {}
-        self._t0 = self._t_end = 0.0
-        self._stop_reason: Literal["", "fail-fast", "interrupt"] = ""
+        self._t0 = self._t_end = self._wall0 = 0.0
+        self._pattern: str | None = None
+        self._stop_reason: Literal["", "fail-fast", "interrupt", "store"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
         self._base_dir = workflow.base_dir
@@ -117,11 +132,27 @@ class Engine:
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
 
+    def _restore(self, restored: Mapping[str, StepReplay]) -> list[int]:
+        """Take over what a previous session of this run did; returns the steps done."""
+        done: list[int] = []
+        for i, rec in enumerate(self.records):
+            past = restored.get(rec.id)
+            if past is None:
+                continue
+            rec.attempts = past.attempts
+            rec.errors = list(past.errors)
+            if past.status == "succeeded":
+                rec.status = StepState.SUCCEEDED
+                rec.output = self.outputs[i] = past.output
+                rec.restored = True
+                done.append(i)
+        return done
+
     # --- driving loop --------------------------------------------------------------------
 
     async def run(self) -> RunResult:
         """Run every step to a final state and return the result."""
-        wall0 = time.time()
+        wall0 = self._wall0 = time.time()
         self._t0 = self._t_end = self.clock.now()
         for o in self.observers:
             o.run_started(self.run_id, self.workflow.name, self.records)
@@ -136,12 +167,14 @@ class Engine:
             run_id=self.run_id,
             workflow=self.workflow.name,
             status=self._status(),
-            pattern=shape_pattern(self.graph),
+            pattern=self.pattern,
             started_at=wall0,
             makespan_s=self._t_end - self._t0,
             steps={r.id: r for r in self.records},
             events=self.events,
             virtual=self.virtual,
+            error=self.error,
+            store=self.journal.store.location if self.journal is not None else None,
         )
         for o in self.observers:
             o.run_finished(result)
@@ -150,26 +183,98 @@ class Engine:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         sched = self.scheduler
+        journal = self.journal
         while not sched.finished:
             if self._stop_reason and not self._stopping:
                 self._stop()
                 continue  # stopping may have finished the run (only retries were waiting)
             started = sched.take()
             if started:
-                self._start_all(started)
+                jobs = self._start_all(started)
+                # successes durable before dependents start; attempts before their agents run
+                if journal is not None and not await self._commit():
+                    self._cancel_jobs(jobs)
+                    continue
+                backend = self.backend
+                post = self._post
+                for job in jobs:
+                    backend.start(job, post)
             if not self._inbox:
+                if journal is not None and (journal.pending or sched.released):
+                    await self._commit()
+                    if self._inbox or self._stop_reason:
+                        self._drain()
+                        continue
                 waiter = self._waiter = loop.create_future()
                 await self.clock.wait(waiter)
                 self._waiter = None
             self._drain()
+        if journal is not None:
+            await self._commit()
         self._t_end = self.clock.now()
+
+    async def _commit(self) -> bool:
+        """Journal what happened since the last commit; on a store failure, stop the run."""
+        journal = self.journal
+        assert journal is not None
+        self._note_released(journal)
+        if journal.broken:
+            return False
+        try:
+            await journal.commit()
+        except CounterpointError as exc:
+            self.error = str(exc)
+            self._stop_reason = "store"
+            return False
+        return True
+
+    def _note_released(self, journal: Journal, starting: Sequence[int] = ()) -> None:
+        """Journal the steps released since last time; for a step that starts in this same
+        turn, its ``started`` entry says it was ready."""
+        released = self.scheduler.released
+        if released:
+            ids = self.graph.ids
+            add = journal.add
+            now = time.time()
+            skip = set(starting)
+            for i in released:
+                if i not in skip:
+                    add("ready", ids[i], 0, None, now)
+            released.clear()
+
+    def _cancel_jobs(self, jobs: list[Job]) -> None:
+        """Jobs that could not be journaled never start: they end cancelled."""
+        for job in jobs:
+            now = self.clock.now()
+            self._finish(
+                Completion(job.index, job.attempt, Outcome.CANCELLED, now, now, error="not run")
+            )
 
     def interrupt(self) -> None:
         """Stop early: cancel running steps, start nothing new (the run ends INTERRUPTED)."""
         self._stop_reason = "interrupt"
         self._wake()
 
+    @property
+    def status(self) -> RunStatus:
+        """How the run ended (or RUNNING)."""
+        if not self.scheduler.finished:
+            return RunStatus.RUNNING
+        return self._status()
+
+    @property
+    def makespan_s(self) -> float:
+        return self._t_end - self._t0
+
+    @property
+    def pattern(self) -> str:
+        if self._pattern is None:
+            self._pattern = shape_pattern(self.graph)
+        return self._pattern
+
     def _status(self) -> RunStatus:
+        if self._stop_reason == "store":
+            return RunStatus.FAILED
         if self._stop_reason == "interrupt":
             return RunStatus.INTERRUPTED
         if all(r.status is StepState.SUCCEEDED for r in self.records):
@@ -197,11 +302,17 @@ class Engine:
 
     # --- starting and finishing steps ----------------------------------------------------
 
-    def _start_all(self, indexes: list[int]) -> None:
+    def _start_all(self, indexes: list[int]) -> list[Job]:
+        """Mark steps running and make their jobs (the loop starts them)."""
         now = self.clock.now() - self._t0
+        jobs: list[Job] = []
+        journal = self.journal
+        wall = 0.0
+        if journal is not None:
+            self._note_released(journal, indexes)
+            wall = time.time()
         records = self.records
         graph = self.graph
-        backend = self.backend
         observers = self.observers
         agents = self._agents
         make_context = self._context
@@ -222,7 +333,10 @@ class Engine:
             )
             for o in observers:
                 o.step_started(rec, rec.attempts)
-            backend.start(job, self._post)
+            if journal is not None:
+                journal.add("started", rec.id, rec.attempts, None, wall)
+            jobs.append(job)
+        return jobs
 
     def _context(self, i: int, attempt: int) -> StepContext:
         template = self._templates[i]
@@ -246,6 +360,8 @@ class Engine:
     def _emit(self, step_id: str, name: str, data: Mapping[str, object]) -> None:
         t = self.clock.now() - self._t0
         self.events.append(AgentEvent(t, step_id, name, dict(data)))
+        if self.journal is not None:
+            self.journal.event(step_id, "event", {"name": name, "data": dict(data)})
         for o in self.observers:
             o.event(t, step_id, name, data)
 
@@ -253,6 +369,26 @@ class Engine:
         i = c.index
         rec = self.records[i]
         sched = self.scheduler
+        journal = self.journal
+        if c.outcome is Outcome.SUCCEEDED and journal is not None:
+            try:
+                text: str | None = encode_output(c.output)
+            except OutputNotStorable as exc:
+                if self._encode:  # a durable store keeps JSON only: the step fails
+                    c = Completion(
+                        i,
+                        c.attempt,
+                        Outcome.FAILED,
+                        c.started,
+                        c.finished,
+                        error=str(exc),
+                        retryable=False,
+                    )
+                text = None
+            if c.outcome is Outcome.SUCCEEDED:
+                journal.add(
+                    "succeeded", rec.id, c.attempt, text, self._wall0 + c.finished - self._t0
+                )
         if c.outcome is Outcome.SUCCEEDED:
             self.outputs[i] = c.output
             rec.output = c.output
@@ -266,14 +402,19 @@ class Engine:
             rec.status = StepState.CANCELLED
             rec.error = rec.error or "cancelled"
             rec.end = c.finished - self._t0
+            if journal is not None:
+                journal.event(rec.id, "cancelled", rec.error, rec.attempts)
             self._settle(rec, sched.cancelled(i))
             return
         error = c.error or c.outcome.value
         rec.errors.append(error)
         rec.error = error
         policy = self._retries[i]
-        if c.retryable and rec.attempts <= policy.max and not self._stopping:
-            delay = policy.delay(rec.attempts, self._rng.random())
+        tries = rec.attempts - self._base_attempts[i]
+        if c.retryable and tries <= policy.max and not self._stopping:
+            delay = policy.delay(tries, self._rng.random())
+            if journal is not None:
+                journal.event(rec.id, "retried", {"error": error, "delay": delay}, rec.attempts)
             sched.retry_later(i)
             rec.status = StepState.WAITING
             for o in self.observers:
@@ -282,6 +423,8 @@ class Engine:
             return
         rec.status = StepState.FAILED
         rec.end = c.finished - self._t0
+        if journal is not None:
+            journal.event(rec.id, "failed", error, rec.attempts)
         self._settle(rec, sched.failed(i))
         if self.options.fail_fast and not self._stop_reason:
             self._stop_reason = "fail-fast"
@@ -291,17 +434,24 @@ class Engine:
         observers = self.observers
         for o in observers:
             o.step_finished(rec)
+        journal = self.journal
         for j in skipped:
             sk = self.records[j]
             sk.status = StepState.SKIPPED
             sk.error = f"not run: {rec.id!r} {rec.status.value}"
+            if journal is not None:
+                journal.event(sk.id, "skipped", sk.error)
             for o in observers:
                 o.step_finished(sk)
 
     def _stop(self) -> None:
         """Fail-fast or interrupt: cancel what has not started, then what is running."""
         self._stopping = True
-        reason = "interrupted" if self._stop_reason == "interrupt" else "stopped by fail-fast"
+        reason = {
+            "interrupt": "interrupted",
+            "fail-fast": "stopped by fail-fast",
+            "store": "the store failed",
+        }[self._stop_reason]
         for j in self.scheduler.cancel_unstarted():
             timer = self._retry_timers.pop(j, None)
             if timer is not None:
@@ -309,6 +459,8 @@ class Engine:
             rec = self.records[j]
             rec.status = StepState.CANCELLED
             rec.error = rec.error if rec.attempts else f"not run: {reason}"
+            if self.journal is not None:
+                self.journal.event(rec.id, "cancelled", f"not run: {reason}")
             for o in self.observers:
                 o.step_finished(rec)
         running = StepState.RUNNING

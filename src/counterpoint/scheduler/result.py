@@ -39,6 +39,7 @@ class StepRecord:
     output: object = None
     error: str | None = None
     errors: list[str] = field(default_factory=list)
+    restored: bool = False  # succeeded in an earlier session of a resumed run
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class RunResult:
     steps: dict[str, StepRecord]
     events: list[AgentEvent] = field(default_factory=list)
     virtual: bool = False
+    error: str | None = None  # why the run stopped early, beyond its steps (a store failure)
+    store: str | None = None  # where the run is journaled, when it is
 
     def __repr__(self) -> str:  # short: asyncio may repr a task's result, and runs are big
         return (
@@ -100,6 +103,8 @@ class RunResult:
             }
             if r.error is not None:
                 entry["error"] = r.error
+            if r.restored:
+                entry["restored"] = True
             if outputs and r.status is StepState.SUCCEEDED:
                 entry["output"] = r.output
             steps[sid] = entry
@@ -109,6 +114,8 @@ class RunResult:
             "status": self.status.value,
             "pattern": self.pattern,
             "virtual_clock": self.virtual,
+            "store": self.store,
+            "error": self.error,
             "started_at": _iso(base),
             "finished_at": _iso(base + self.makespan_s),
             "makespan_s": self.makespan_s,

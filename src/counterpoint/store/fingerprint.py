@@ -1,0 +1,92 @@
+"""What a run was started from: a workflow's definition text and its hash, and what changed."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+
+from pydantic_core import to_jsonable_python
+
+from counterpoint.model.workflow import Workflow
+
+__all__ = ["changes", "definition", "fingerprint"]
+
+
+def _named(value: object) -> object:
+    if callable(value):
+        module = getattr(value, "__module__", "?")
+        return f"{module}:{getattr(value, '__qualname__', repr(value))}"
+    return repr(value)
+
+
+def definition(workflow: Workflow) -> str:
+    """The YAML text the workflow came from, or its definition as JSON (built in Python;
+    functions appear as ``module:name``)."""
+    if workflow.text is not None:
+        return workflow.text
+    data = to_jsonable_python(workflow, fallback=_named)
+    # compact, so that the C encoder does it; pretty-printed only to show a difference
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _readable(text: str) -> list[str]:
+    if text.startswith("{"):
+        try:
+            return json.dumps(json.loads(text), indent=1, sort_keys=True).splitlines()
+        except ValueError:
+            pass
+    return text.splitlines()
+
+
+def fingerprint(text: str) -> str:
+    """The hash that says whether a definition changed."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _semantic(workflow: Workflow) -> object:
+    return to_jsonable_python(workflow, fallback=_named)
+
+
+def changes(old_text: str, new: Workflow, source: str, limit: int = 40) -> list[str]:
+    """What differs between the definition a run started from and ``new``: a summary of the
+    steps, agents and inputs that changed, then a unified diff. Empty when only comments or
+    layout changed."""
+    from counterpoint.errors import WorkflowInvalid
+    from counterpoint.model.load import loads
+
+    new_text = definition(new)
+    try:
+        old = loads(old_text, source) if new.text is not None else None
+    except WorkflowInvalid:
+        old = None
+    summary: list[str] = []
+    if old is not None:
+        if _semantic(old) == _semantic(new):
+            return []
+        old_steps = {s.id: s for s in old.steps}
+        new_steps = {s.id: s for s in new.steps}
+        added = [s for s in new_steps if s not in old_steps]
+        removed = [s for s in old_steps if s not in new_steps]
+        changed = [s for s in new_steps if s in old_steps and old_steps[s] != new_steps[s]]
+        for label, names in (("added", added), ("removed", removed), ("changed", changed)):
+            if names:
+                summary.append(f"steps {label}: {', '.join(names)}")
+        changed_agents = sorted(
+            a for a in set(old.agents) | set(new.agents) if old.agents.get(a) != new.agents.get(a)
+        )
+        if changed_agents:
+            summary.append(f"agents changed: {', '.join(changed_agents)}")
+        if old.inputs != new.inputs:
+            summary.append("inputs changed")
+        other = {"name", "description", "defaults", "max_concurrency"}
+        if any(getattr(old, f) != getattr(new, f) for f in other):
+            summary.append("workflow settings changed")
+    diff = list(
+        difflib.unified_diff(
+            _readable(old_text), _readable(new_text), "when the run started", "now", lineterm=""
+        )
+    )
+    if len(diff) > limit:
+        diff = [*diff[:limit], f"... {len(diff) - limit} more lines"]
+    return summary + diff

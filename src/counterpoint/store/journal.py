@@ -1,0 +1,78 @@
+"""The engine's side of the journal: transitions gathered in memory, committed in groups.
+
+The engine adds entries as things happen and calls ``commit`` once per turn of its loop:
+before it starts steps (so a success is durable before any dependent starts, and an attempt
+is journaled before its agent runs) and before it waits. One turn's entries go in one
+transaction: that is the group commit that keeps durability cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from counterpoint.store.base import Entry, Store
+
+__all__ = ["Journal", "OutputNotStorable", "encode_output"]
+
+
+class OutputNotStorable(ValueError):
+    """A step's output is not JSON, so a durable store cannot keep it."""
+
+
+def encode_output(value: object) -> str:
+    """The output as JSON text; ``OutputNotStorable`` says why it cannot be."""
+    if value is None:
+        return "null"
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise OutputNotStorable(
+            f"the output cannot be stored: {exc} (outputs must be JSON: text, numbers, "
+            "true/false, null, lists, and mappings with text keys)"
+        ) from None
+
+
+class Journal:
+    """Entries of one run waiting to be committed to its store."""
+
+    __slots__ = ("broken", "pending", "run_id", "seq", "store")
+
+    def __init__(self, store: Store, run_id: str, *, seq: int = 0) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.seq = seq  # the last number given
+        self.pending: list[Entry] = []
+        self.broken = False  # a commit failed: nothing more is written
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.run_id} seq={self.seq} pending={len(self.pending)}>"
+
+    def add(
+        self,
+        kind: str,
+        step: str | None,
+        attempt: int = 0,
+        data: str | None = None,
+        when: float | None = None,
+    ) -> None:
+        """One entry; ``when`` (wall-clock seconds) defaults to now."""
+        self.seq += 1
+        self.pending.append(
+            Entry(self.seq, kind, step, attempt, time.time() if when is None else when, data)
+        )
+
+    def event(self, step: str | None, kind: str, data: object, attempt: int = 0) -> None:
+        """An entry whose data is any value (events): what is not JSON is written as text."""
+        self.add(kind, step, attempt, json.dumps(data, ensure_ascii=False, default=repr))
+
+    async def commit(self) -> None:
+        """Make every pending entry durable (raises ``StoreError``; then ``broken``)."""
+        if not self.pending or self.broken:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            await self.store.append(self.run_id, batch)
+        except BaseException:
+            self.broken = True
+            raise
