@@ -24,6 +24,7 @@ from counterpoint.errors import (
     WorkflowInvalid,
 )
 from counterpoint.gctools import frozen_gc
+from counterpoint.history import run_state
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
@@ -246,7 +247,7 @@ async def resume(
     info = await store.get_run(run_id)
     if info.status == "succeeded":
         raise CannotResume(f"run {info.run_id} succeeded already: there is nothing to resume")
-    if info.status == "running" and _alive(info):
+    if run_state(info) == "running":
         raise CannotResume(
             f"run {info.run_id} is still running (process {info.pid} on {info.host}); stop it first"
         )
@@ -312,31 +313,6 @@ def _resume_workflow(info: RunInfo, workflow: Workflow | str | Path | None) -> W
             "pass the workflow to resume"
         )
     return load(info.source)
-
-
-def _alive(info: RunInfo) -> bool:
-    """Whether the process that ran ``info`` still lives (on this host; elsewhere: assume so)."""
-    if info.pid is None:
-        return False
-    if info.host != socket.gethostname():
-        return True
-    if info.pid == os.getpid():
-        return True
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _not_a_zombie(info.pid)
-
-
-def _not_a_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def run_sync(workflow: Workflow | str | Path, **kwargs: object) -> RunResult:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -17,20 +18,37 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from counterpoint.errors import CounterpointError, ImportFormatError, Problem, WorkflowInvalid
+from counterpoint.errors import (
+    CannotResume,
+    CounterpointError,
+    ImportFormatError,
+    Problem,
+    RunNotFound,
+    StoreError,
+    WorkflowInvalid,
+)
 from counterpoint.graph.analysis import analyse
 from counterpoint.graph.dag import Graph
 from counterpoint.graph.mermaid import to_mermaid
+from counterpoint.history import run_state
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.progress import progress_for
-from counterpoint.observe.report import print_plan, print_simulation, print_summary
+from counterpoint.observe.report import (
+    print_plan,
+    print_run,
+    print_runs,
+    print_simulation,
+    print_summary,
+)
 from counterpoint.runner import resolve_inputs
+from counterpoint.runner import resume as resume_run
 from counterpoint.runner import run as run_workflow
 from counterpoint.runner import simulate as simulate_workflow
 from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.engine import Engine
 from counterpoint.scheduler.result import RunResult, RunStatus
+from counterpoint.store import MemoryStore, RunInfo, StepReplay, Store, open_store, replay
 
 __all__ = ["app", "main"]
 
@@ -45,7 +63,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is not cut to 80 columns: tables keep whole ids and messages.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -97,6 +116,30 @@ def _parse_inputs(workflow: Workflow, items: list[str]) -> dict[str, object]:
 
 
 FileArg = Annotated[Path, typer.Argument(help="The workflow YAML file.", show_default=False)]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="The run store: a folder (holding store.db) or a .db file; ':memory:' keeps "
+        "nothing. Default: $COUNTERPOINT_HOME, else ./.counterpoint.",
+        show_default=False,
+    ),
+]
+RunIdArg = Annotated[
+    str, typer.Argument(help="A run id, or the start of one.", metavar="RUN_ID", show_default=False)
+]
+
+
+def _open_store(store: str | None) -> Store:
+    if store == ":memory:":
+        return MemoryStore()
+    try:
+        return open_store(store)
+    except StoreError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead.")]
 
 
@@ -131,8 +174,10 @@ def run(
         PriorityRule, typer.Option(help="Which released step starts first.")
     ] = PriorityRule.critical_path,
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
+    store: StoreOpt = None,
 ) -> None:
-    """Run a workflow. Exit 0 succeeded, 1 failed, 2 invalid input, 130 interrupted."""
+    """Run a workflow, journaled in the store. Exit 0 succeeded, 1 failed, 2 invalid input,
+    130 interrupted."""
     wf = _load(file)
     values = _parse_inputs(wf, inputs or [])
     try:
@@ -140,22 +185,28 @@ def run(
     except WorkflowInvalid as exc:
         _invalid(exc.problems)
     observers = [] if json_out else [progress_for(err)]
+    the_store = _open_store(store)
     if not json_out:
         _print_header(wf)
-    try:
-        result = asyncio.run(
-            _run_interruptible(
-                wf,
-                values,
-                observers=observers,
-                max_concurrency=max_concurrency,
-                fail_fast=fail_fast,
-                priority=priority.value,
-                seed=seed,
-            )
+
+    def go(on_engine: Callable[[Engine], None]) -> Awaitable[RunResult]:
+        return run_workflow(
+            wf,
+            inputs=values,
+            observers=observers,
+            max_concurrency=max_concurrency,
+            fail_fast=fail_fast,
+            priority=priority.value,
+            seed=seed,
+            store=the_store,
+            on_engine=on_engine,
         )
-    except WorkflowInvalid as exc:
-        _invalid(exc.problems)
+
+    _finish(wf, _drive(go, the_store), json_out)
+
+
+def _finish(wf: Workflow, result: RunResult, json_out: bool) -> NoReturn:
+    """Print the result of a run (or resumed run) and exit with its code."""
     if json_out:
         _print_json(result.to_json())
     else:
@@ -163,7 +214,31 @@ def run(
         _print_results(wf, result)
         if result.status is RunStatus.INTERRUPTED:
             err.print("interrupted: running steps were cancelled")
+    if result.error:
+        err.print(f"error: {result.error}", markup=False)
+    if result.status is not RunStatus.SUCCEEDED and result.store and result.store != "<memory>":
+        err.print(f"to go on from here: counterpoint resume {result.run_id}", markup=False)
     raise typer.Exit(result.status.exit_code)
+
+
+def _drive(
+    go: Callable[[Callable[[Engine], None]], Awaitable[RunResult]], store: Store
+) -> RunResult:
+    """Run ``go`` with Ctrl-C handled and the store closed afterwards; bad input exits 2."""
+
+    async def main() -> RunResult:
+        try:
+            return await _interruptible(go)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except WorkflowInvalid as exc:
+        _invalid(exc.problems)
+    except (StoreError, RunNotFound, CannotResume) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 RESULTS_UP_TO = 5  # final steps whose outputs are shown after a run
@@ -205,8 +280,8 @@ def _print_header(wf: Workflow) -> None:
 MAX_AGENTS_LISTED = 12
 
 
-async def _run_interruptible(
-    wf: Workflow, values: dict[str, object], **kwargs: object
+async def _interruptible(
+    go: Callable[[Callable[[Engine], None]], Awaitable[RunResult]],
 ) -> RunResult:
     """Run with Ctrl-C handled: the first stops the run cleanly, a second cancels at once."""
     loop = asyncio.get_running_loop()
@@ -229,7 +304,7 @@ async def _run_interruptible(
         loop.add_signal_handler(signal.SIGINT, on_sigint)
 
     try:
-        return await run_workflow(wf, inputs=values, on_engine=on_engine, **kwargs)  # type: ignore[arg-type]
+        return await go(on_engine)
     except asyncio.CancelledError:
         err.print("stopped")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -328,6 +403,140 @@ def import_(
         err.print(str(exc), markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     sys.stdout.write(to_yaml(data))
+
+
+@app.command()
+def resume(
+    run_id: RunIdArg,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Go on even though the workflow file changed since."),
+    ] = False,
+    json_out: JsonOpt = False,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option("--max-concurrency", "-j", min=1, help="Steps running at once."),
+    ] = None,
+    fail_fast: Annotated[
+        bool | None,
+        typer.Option("--fail-fast/--no-fail-fast", help="Default: as the run started."),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Go on with a run that crashed, was killed, interrupted or failed: steps that succeeded
+    are not run again; a step that was running runs again (same idempotency key, next
+    attempt). Refused if the workflow changed, unless --force."""
+    the_store = _open_store(store)
+    info, states = asyncio.run(_run_and_states(the_store, run_id))
+    if info.status == "succeeded":
+        asyncio.run(the_store.close())
+        err.print(f"error: run {info.run_id} succeeded already: there is nothing to resume")
+        raise typer.Exit(EXIT_INVALID)
+    wf_box: list[Workflow] = []
+    if not json_out:
+        done = sum(s.status == "succeeded" for s in states.values())
+        err.print(
+            f"[bold]resuming run {info.run_id}[/bold] of {info.workflow}: "
+            f"{done} of {len(info.agents)} steps succeeded before and are not run again"
+        )
+    observers = [] if json_out else [progress_for(err)]
+
+    def go(on_engine: Callable[[Engine], None]) -> Awaitable[RunResult]:
+        def keep(engine: Engine) -> None:
+            wf_box.append(engine.workflow)
+            on_engine(engine)
+
+        return resume_run(
+            info.run_id,
+            store=the_store,
+            force=force,
+            max_concurrency=max_concurrency,
+            fail_fast=fail_fast,
+            observers=observers,
+            on_engine=keep,
+        )
+
+    result = _drive(go, the_store)
+    _finish(wf_box[0], result, json_out)
+
+
+async def _run_and_states(store: Store, run_id: str) -> tuple[RunInfo, dict[str, StepReplay]]:
+    try:
+        info = await store.get_run(run_id)
+        return info, replay(await store.entries(info.run_id))
+    except (StoreError, RunNotFound) as exc:
+        await store.close()
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many.")] = 20,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow.")
+    ] = None,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """The newest runs: id, workflow, status, pattern, start, duration."""
+    the_store = _open_store(store)
+
+    async def fetch() -> list[RunInfo]:
+        try:
+            return await the_store.list_runs(limit=limit, workflow=workflow)
+        finally:
+            await the_store.close()
+
+    try:
+        infos = asyncio.run(fetch())
+    except StoreError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if json_out:
+        _print_json([_run_json(i) for i in infos])
+        return
+    print_runs(out, infos, the_store.location)
+
+
+@app.command()
+def show(run_id: RunIdArg, json_out: JsonOpt = False, store: StoreOpt = None) -> None:
+    """One run, step by step: status, attempts, times, and a preview of each output."""
+    the_store = _open_store(store)
+    info, states = asyncio.run(_run_and_states(the_store, run_id))
+    asyncio.run(the_store.close())
+    if json_out:
+        data = _run_json(info)
+        data["steps"] = {
+            step: {
+                "agent": agent,
+                "status": states[step].status if step in states else "pending",
+                "attempts": states[step].attempts if step in states else 0,
+                "started_at": states[step].started_at if step in states else None,
+                "finished_at": states[step].finished_at if step in states else None,
+                "error": states[step].error if step in states else None,
+                "output": states[step].output if step in states else None,
+            }
+            for step, agent in info.agents.items()
+        }
+        _print_json(data)
+        return
+    print_run(out, info, states)
+
+
+def _run_json(info: RunInfo) -> dict[str, object]:
+    return {
+        "run_id": info.run_id,
+        "workflow": info.workflow,
+        "status": run_state(info),
+        "pattern": info.pattern,
+        "source": info.source,
+        "created_at": info.created_at,
+        "finished_at": info.finished_at,
+        "makespan_s": info.makespan_s,
+        "inputs": info.inputs,
+        "error": info.error,
+    }
 
 
 def _count(n: int, noun: str) -> str:

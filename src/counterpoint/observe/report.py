@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import datetime
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -10,8 +14,10 @@ from counterpoint.durations import format_duration
 from counterpoint.graph.analysis import GraphStats
 from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.result import RunResult, RunStatus
+from counterpoint.store.base import RunInfo
+from counterpoint.store.replay import StepReplay
 
-__all__ = ["print_plan", "print_simulation", "print_summary"]
+__all__ = ["print_plan", "print_run", "print_runs", "print_simulation", "print_summary"]
 
 STEP_TABLE_UP_TO = 60
 _COLOUR = {
@@ -150,3 +156,88 @@ def _path(ids: list[str], limit: int = 8) -> str:
     if len(ids) <= limit:
         return " → ".join(ids)
     return " → ".join(ids[:4]) + " → … → " + " → ".join(ids[-3:])
+
+
+_STATE_COLOUR = {
+    "succeeded": "green",
+    "failed": "red",
+    "crashed": "red",
+    "interrupted": "yellow",
+    "skipped": "yellow",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "waiting": "cyan",
+}
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_runs(console: Console, runs: list[RunInfo], location: str) -> None:
+    """``counterpoint runs``: one line per run, newest first."""
+    from counterpoint.history import run_state
+
+    if not runs:
+        console.print(f"no runs in {location}")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("run", "workflow", "status", "pattern", "started", "duration"):
+        table.add_column(col, no_wrap=True)
+    for info in runs:
+        state = run_state(info)
+        took = format_duration(info.makespan_s) if info.makespan_s is not None else ""
+        table.add_row(
+            info.run_id,
+            info.workflow,
+            Text(state, style=_STATE_COLOUR.get(state, "")),
+            info.pattern,
+            _when(info.created_at),
+            took,
+        )
+    console.print(table)
+
+
+def print_run(console: Console, info: RunInfo, states: Mapping[str, StepReplay]) -> None:
+    """``counterpoint show``: the run, then a table of its steps."""
+    from counterpoint.history import run_state
+
+    state = run_state(info)
+    console.print(
+        Text.assemble(
+            ("run ", "bold"),
+            info.run_id,
+            " of ",
+            (info.workflow, "bold"),
+            ": ",
+            (state, _STATE_COLOUR.get(state, "")),
+            f", started {_when(info.created_at)}",
+            f", pattern {info.pattern}" if info.pattern else "",
+        )
+    )
+    console.print(f"from {info.source}; inputs {json.dumps(info.inputs)}", markup=False)
+    if info.error:
+        console.print(Text(f"error: {info.error}", style="red"))
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("step", "agent", "status", "tries", "started", "time", "output or error"):
+        table.add_column(col, no_wrap=col != "output or error")
+    for step, agent in info.agents.items():
+        s = states.get(step)
+        status = s.status if s else "pending"
+        took = format_duration(s.duration_s) if s and s.duration_s is not None else ""
+        if s and status == "succeeded":
+            note = _short(s.output_json, 60) if s.output_json not in (None, "null") else ""
+        else:
+            note = _short(s.error if s else None, 60)
+        table.add_row(
+            step,
+            agent,
+            Text(status, style=_STATE_COLOUR.get(status, "dim")),
+            str(s.attempts if s else 0),
+            _when(s.started_at if s else None),
+            took,
+            note,
+        )
+    console.print(table)
