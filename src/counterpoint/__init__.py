@@ -4,14 +4,18 @@ durable, explained runs.
 The public API is what this module exports; everything else may change.
 """
 
+from counterpoint import history
 from counterpoint.agents.base import Agent, AgentKind, StepContext
 from counterpoint.errors import (
     AgentConfigError,
+    CannotResume,
     CounterpointError,
     ImportFormatError,
     Problem,
+    RunNotFound,
     StepFailed,
     StepTimeout,
+    StoreError,
     UnknownAgentKind,
     WorkflowInvalid,
 )
@@ -19,10 +23,11 @@ from counterpoint.model.builder import WorkflowBuilder, ref
 from counterpoint.model.load import load, loads
 from counterpoint.model.workflow import AgentSpec, InputSpec, RetryPolicy, Step, Workflow
 from counterpoint.observe.base import RunObserver
-from counterpoint.runner import run, run_sync, simulate
+from counterpoint.runner import resume, run, run_sync, simulate
 from counterpoint.scheduler.clock import RealClock, VirtualClock
 from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.result import RunResult, RunStatus, StepRecord
+from counterpoint.store import MemoryStore, SqliteStore, Store, open_store
 
 __version__ = "0.1.0"
 
@@ -31,29 +36,38 @@ __all__ = [
     "AgentConfigError",
     "AgentKind",
     "AgentSpec",
+    "CannotResume",
     "CounterpointError",
     "ImportFormatError",
     "InputSpec",
+    "MemoryStore",
     "Problem",
     "RealClock",
     "RetryPolicy",
+    "RunNotFound",
     "RunObserver",
     "RunResult",
     "RunStatus",
+    "SqliteStore",
     "Step",
     "StepContext",
     "StepFailed",
     "StepRecord",
     "StepState",
     "StepTimeout",
+    "Store",
+    "StoreError",
     "UnknownAgentKind",
     "VirtualClock",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowInvalid",
+    "history",
     "load",
     "loads",
+    "open_store",
     "ref",
+    "resume",
     "run",
     "run_sync",
     "simulate",

@@ -30,7 +30,7 @@ from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
-from counterpoint.scheduler.result import RunResult
+from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.store.base import RunInfo, Store
 from counterpoint.store.fingerprint import changes, definition, fingerprint
 from counterpoint.store.journal import Journal
@@ -205,13 +205,15 @@ async def _drive(
 
 async def _close_journal(journal: Journal, engine: Engine) -> None:
     """Write how the run ended; the store may be the reason it ended, so be careful."""
-    status = engine.status.value
-    journal.event(None, "run-finished", {"status": status, "error": engine.error})
+    status = engine.status
+    if status is RunStatus.RUNNING:  # cancelled mid-way (a second Ctrl-C): resumable
+        status = RunStatus.INTERRUPTED
+    journal.event(None, "run-finished", {"status": status.value, "error": engine.error})
     try:
         await journal.commit()
         await journal.store.update_run(
             journal.run_id,
-            status=status,
+            status=status.value,
             finished_at=time.time(),
             makespan_s=engine.makespan_s,
             pattern=engine.pattern,
