@@ -680,6 +680,8 @@ def test_run_result_to_json_shape() -> None:
         "status",
         "pattern",
         "virtual_clock",
+        "store",
+        "error",
         "started_at",
         "finished_at",
         "makespan_s",
