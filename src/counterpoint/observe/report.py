@@ -220,10 +220,23 @@ def print_run(console: Console, info: RunInfo, states: Mapping[str, StepReplay])
     console.print(f"from {info.source}; inputs {json.dumps(info.inputs)}", markup=False)
     if info.error:
         console.print(Text(f"error: {info.error}", style="red"))
+    steps = list(info.agents.items())
+    if len(steps) > STEP_TABLE_UP_TO:  # a big run: the counts, then what did not succeed
+        counts: dict[str, int] = {}
+        for step, _ in steps:
+            status = states[step].status if step in states else "pending"
+            counts[status] = counts.get(status, 0) + 1
+        console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        steps = [(s, a) for s, a in steps if s not in states or states[s].status != "succeeded"]
+        if len(steps) > STEP_TABLE_UP_TO:
+            console.print(f"the first {STEP_TABLE_UP_TO} steps that did not succeed (--json: all):")
+            steps = steps[:STEP_TABLE_UP_TO]
+        if not steps:
+            return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("step", "agent", "status", "tries", "started", "time", "output or error"):
         table.add_column(col, no_wrap=col != "output or error")
-    for step, agent in info.agents.items():
+    for step, agent in steps:
         s = states.get(step)
         status = s.status if s else "pending"
         took = format_duration(s.duration_s) if s and s.duration_s is not None else ""
