@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from typing import Any
 
 from pydantic_core import to_jsonable_python
 
@@ -44,47 +45,64 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _semantic(workflow: Workflow) -> object:
-    return to_jsonable_python(workflow, fallback=_named)
+def _semantic(workflow: Workflow) -> dict[str, Any]:
+    data: dict[str, Any] = to_jsonable_python(workflow, fallback=_named)
+    return data
+
+
+def _old_semantic(old_text: str, source: str) -> dict[str, Any] | None:
+    """The definition a run started from, as data (``None`` if it cannot be read now)."""
+    from counterpoint.errors import WorkflowInvalid
+    from counterpoint.model.load import loads
+
+    if old_text.startswith("{"):
+        try:
+            data = json.loads(old_text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+    try:
+        return _semantic(loads(old_text, source))
+    except WorkflowInvalid:
+        return None
 
 
 def changes(old_text: str, new: Workflow, source: str, limit: int = 40) -> list[str]:
     """What differs between the definition a run started from and ``new``: a summary of the
     steps, agents and inputs that changed, then a unified diff. Empty when only comments or
     layout changed."""
-    from counterpoint.errors import WorkflowInvalid
-    from counterpoint.model.load import loads
-
-    new_text = definition(new)
-    try:
-        old = loads(old_text, source) if new.text is not None else None
-    except WorkflowInvalid:
-        old = None
+    old = _old_semantic(old_text, source)
+    now = _semantic(new)
     summary: list[str] = []
     if old is not None:
-        if _semantic(old) == _semantic(new):
+        if old == now:
             return []
-        old_steps = {s.id: s for s in old.steps}
-        new_steps = {s.id: s for s in new.steps}
+        old_steps = {s["id"]: s for s in old.get("steps", [])}
+        new_steps = {s["id"]: s for s in now["steps"]}
         added = [s for s in new_steps if s not in old_steps]
         removed = [s for s in old_steps if s not in new_steps]
         changed = [s for s in new_steps if s in old_steps and old_steps[s] != new_steps[s]]
         for label, names in (("added", added), ("removed", removed), ("changed", changed)):
             if names:
                 summary.append(f"steps {label}: {', '.join(names)}")
+        old_agents, new_agents = old.get("agents", {}), now["agents"]
         changed_agents = sorted(
-            a for a in set(old.agents) | set(new.agents) if old.agents.get(a) != new.agents.get(a)
+            a for a in set(old_agents) | set(new_agents) if old_agents.get(a) != new_agents.get(a)
         )
         if changed_agents:
             summary.append(f"agents changed: {', '.join(changed_agents)}")
-        if old.inputs != new.inputs:
+        if old.get("inputs") != now["inputs"]:
             summary.append("inputs changed")
-        other = {"name", "description", "defaults", "max_concurrency"}
-        if any(getattr(old, f) != getattr(new, f) for f in other):
+        other = ("name", "description", "defaults", "max_concurrency")
+        if any(old.get(f) != now[f] for f in other):
             summary.append("workflow settings changed")
     diff = list(
         difflib.unified_diff(
-            _readable(old_text), _readable(new_text), "when the run started", "now", lineterm=""
+            _readable(old_text),
+            _readable(definition(new)),
+            "when the run started",
+            "now",
+            lineterm="",
         )
     )
     if len(diff) > limit:

@@ -25,12 +25,21 @@ def encode_output(value: object) -> str:
     if value is None:
         return "null"
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise OutputNotStorable(
             f"the output cannot be stored: {exc} (outputs must be JSON: text, numbers, "
             "true/false, null, lists, and mappings with text keys)"
         ) from None
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise OutputNotStorable(
+                f"the output cannot be stored: its text is not valid Unicode ({exc.reason} at "
+                f"{exc.start}); decode bytes with errors='replace' first"
+            ) from None
+    return text
 
 
 class Journal:
@@ -64,7 +73,10 @@ class Journal:
 
     def event(self, step: str | None, kind: str, data: object, attempt: int = 0) -> None:
         """An entry whose data is any value (events): what is not JSON is written as text."""
-        self.add(kind, step, attempt, json.dumps(data, ensure_ascii=False, default=repr))
+        text = json.dumps(data, ensure_ascii=False, default=repr)
+        if not text.isascii():  # text that is not valid Unicode: keep what can be kept
+            text = text.encode("utf-8", "replace").decode()
+        self.add(kind, step, attempt, text)
 
     async def commit(self) -> None:
         """Make every pending entry durable (raises ``StoreError``; then ``broken``)."""

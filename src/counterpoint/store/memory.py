@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections.abc import Sequence
 
 from counterpoint.errors import RunNotFound, StoreError
@@ -51,16 +51,17 @@ class MemoryStore:
         self._check()
         if run.run_id in self._runs:
             raise StoreError(f"a run {run.run_id!r} exists already")
-        self._runs[run.run_id] = dataclasses.replace(run)
+        self._runs[run.run_id] = copy.deepcopy(run)
         self._journals[run.run_id] = []
 
     async def update_run(self, run_id: str, **fields: object) -> None:
         self._check()
         run = self._runs[pick_run(run_id, list(self._runs), self.location)]
+        unknown = [n for n in fields if n == "run_id" or not hasattr(run, n)]
+        if unknown:
+            raise StoreError(f"cannot update {', '.join(unknown)} of a run")
         for name, value in fields.items():
-            if name == "run_id" or not hasattr(run, name):
-                raise StoreError(f"cannot update {name!r} of a run")
-            setattr(run, name, value)
+            setattr(run, name, copy.deepcopy(value))
 
     async def append(self, run_id: str, entries: Sequence[Entry]) -> None:
         self._check()
@@ -76,13 +77,13 @@ class MemoryStore:
 
     async def get_run(self, run_id: str) -> RunInfo:
         self._check()
-        return dataclasses.replace(self._runs[pick_run(run_id, list(self._runs), self.location)])
+        return copy.deepcopy(self._runs[pick_run(run_id, list(self._runs), self.location)])
 
     async def list_runs(self, *, limit: int = 50, workflow: str | None = None) -> list[RunInfo]:
         self._check()
         runs = [r for r in self._runs.values() if workflow is None or r.workflow == workflow]
         runs.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
-        return [dataclasses.replace(r) for r in runs[:limit]]
+        return [copy.deepcopy(r) for r in runs[:limit]]
 
     async def entries(self, run_id: str, *, after: int = 0) -> list[Entry]:
         self._check()

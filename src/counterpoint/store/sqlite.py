@@ -140,13 +140,17 @@ class SqliteStore:
             conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                if max_bytes is not None:
+                    page = conn.execute("PRAGMA page_size").fetchone()[0]
+                    conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page)}")
+                self._migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            if max_bytes is not None:
-                page = conn.execute("PRAGMA page_size").fetchone()[0]
-                conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page)}")
-            self._migrate(conn)
 
     def __repr__(self) -> str:
         return f"<SqliteStore {self.path}>"
@@ -213,6 +217,8 @@ class SqliteStore:
         if unknown:
             raise StoreError(f"cannot update {', '.join(unknown)} of a run")
         key = self._key(run_id)
+        if not fields:
+            return
         values = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()]
         with self._errors(f"update run {run_id}"):
             self._db().execute(
@@ -224,6 +230,13 @@ class SqliteStore:
         if not entries:
             return
         key = self._key(run_id)
+        previous = entries[0].seq - 1
+        for e in entries:
+            if e.seq <= previous:
+                raise StoreError(
+                    f"{self.path}: run {run_id}: journal entry {e.seq} is not after {previous}"
+                )
+            previous = e.seq
         blobs: list[tuple[str, bytes]] = []
         frame: Sequence[Sequence[object]] = entries
         if any(e.data is not None and len(e.data) > BLOB_THRESHOLD for e in entries):
@@ -236,7 +249,10 @@ class SqliteStore:
                     frame.append([*e[:5], None, digest])
                 else:
                     frame.append(e)
-        text = orjson.dumps(frame, default=tuple)  # entries are named tuples
+        try:
+            text = orjson.dumps(frame, default=tuple)  # entries are named tuples
+        except TypeError as exc:  # text that is not valid Unicode
+            raise StoreError(f"{self.path}: run {run_id}: cannot journal: {exc}") from None
         with self._errors(f"journal run {run_id}"):
             db = self._db()
             last = self._last.get(key)
@@ -282,11 +298,12 @@ class SqliteStore:
             db = self._db()
             if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
                 return run_id
-            pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            # ids starting with run_id: a range on the unique index, case-sensitive
             ids = [
                 r[0]
                 for r in db.execute(
-                    "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' LIMIT 6", (pattern + "%",)
+                    "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id",
+                    (run_id, run_id + "\U0010ffff"),
                 )
             ]
         return pick_run(run_id, ids, str(self.path))
