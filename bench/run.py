@@ -23,6 +23,7 @@ if str(HERE) not in sys.path:  # when imported rather than run as a script
     sys.path.insert(0, str(HERE))
 
 import counterpoint  # noqa: E402
+import durable  # noqa: E402
 import overhead  # noqa: E402
 import scale  # noqa: E402
 import sleepy  # noqa: E402
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Bench] = {
     "scale": scale.bench,
     "sleepy": sleepy.bench,
     "stg": stg.bench,
+    "durable": durable.bench,
 }
 
 

@@ -45,10 +45,9 @@ MIGRATIONS: dict[int, str] = {
         workflow    TEXT NOT NULL,
         source      TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
-        definition  TEXT NOT NULL,
+        definition  TEXT NOT NULL,  -- the key of its row in definitions
         inputs      TEXT NOT NULL,
         options     TEXT NOT NULL,
-        agents      TEXT NOT NULL,
         status      TEXT NOT NULL,
         pattern     TEXT NOT NULL,
         created_at  REAL NOT NULL,
@@ -68,6 +67,11 @@ MIGRATIONS: dict[int, str] = {
         entries BLOB NOT NULL,
         PRIMARY KEY (run, first)
     ) WITHOUT ROWID;
+    CREATE TABLE definitions (  -- workflows as runs started from them, each kept once
+        key    TEXT PRIMARY KEY,
+        text   TEXT NOT NULL,
+        agents TEXT NOT NULL
+    );
     CREATE TABLE blobs (
         hash TEXT PRIMARY KEY,
         data BLOB NOT NULL
@@ -83,7 +87,6 @@ _RUN_FIELDS = (
     "definition",
     "inputs",
     "options",
-    "agents",
     "status",
     "pattern",
     "created_at",
@@ -94,7 +97,13 @@ _RUN_FIELDS = (
     "version",
     "error",
 )
-_JSON_FIELDS = {"inputs", "options", "agents"}
+_JSON_FIELDS = {"inputs", "options"}
+# what get_run reads: the run's row, with its definition's text and step -> agent map
+_SELECT_RUNS = (
+    "SELECT "
+    + ", ".join(f"r.{f}" for f in _RUN_FIELDS if f != "definition")
+    + ", d.text, d.agents FROM runs r JOIN definitions d ON d.key = r.definition"
+)
 
 
 def default_path(store: str | Path | None = None) -> Path:
@@ -198,27 +207,48 @@ class SqliteStore:
     # --- writing ---------------------------------------------------------------------------
 
     async def create_run(self, run: RunInfo) -> None:
-        values = _run_row(run)
         with self._errors(f"record run {run.run_id}"):
             db = self._db()
+            db.execute("BEGIN IMMEDIATE")
             try:
+                key = self._definition(db, run.definition, run.agents)
                 cur = db.execute(
                     f"INSERT INTO runs ({', '.join(_RUN_FIELDS)}) "
                     f"VALUES ({', '.join('?' * len(_RUN_FIELDS))})",
-                    values,
+                    _run_row(run, key),
                 )
+                db.execute("COMMIT")
             except sqlite3.IntegrityError:
+                db.execute("ROLLBACK")
                 raise StoreError(f"{self.path}: a run {run.run_id!r} exists already") from None
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
             assert cur.lastrowid is not None
             self._keys[run.run_id] = cur.lastrowid
 
+    @staticmethod
+    def _definition(db: sqlite3.Connection, text: str, agents: dict[str, str]) -> str:
+        """Keep a definition once, however many runs start from it; returns its key."""
+        agents_json = json.dumps(agents, separators=(",", ":"))
+        key = hashlib.sha256(f"{text}\0{agents_json}".encode()).hexdigest()
+        db.execute("INSERT OR IGNORE INTO definitions VALUES (?, ?, ?)", (key, text, agents_json))
+        return key
+
     async def update_run(self, run_id: str, **fields: object) -> None:
-        unknown = [f for f in fields if f not in _RUN_FIELDS or f == "id"]
+        unknown = [f for f in fields if (f not in _RUN_FIELDS and f != "agents") or f == "id"]
         if unknown:
             raise StoreError(f"cannot update {', '.join(unknown)} of a run")
         key = self._key(run_id)
         if not fields:
             return
+        if "definition" in fields or "agents" in fields:  # a new definition row
+            run = await self.get_run(run_id)
+            text = fields.pop("definition", run.definition)
+            agents = fields.pop("agents", run.agents)
+            with self._errors(f"update run {run_id}"):
+                fields["definition"] = self._definition(self._db(), str(text), agents)  # type: ignore[arg-type]
         values = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()]
         with self._errors(f"update run {run_id}"):
             self._db().execute(
@@ -311,23 +341,18 @@ class SqliteStore:
     async def get_run(self, run_id: str) -> RunInfo:
         full = self._resolve(run_id)
         with self._errors(f"read run {full}"):
-            row = (
-                self._db()
-                .execute(f"SELECT {', '.join(_RUN_FIELDS)} FROM runs WHERE id = ?", (full,))
-                .fetchone()
-            )
+            row = self._db().execute(f"{_SELECT_RUNS} WHERE r.id = ?", (full,)).fetchone()
         if row is None:  # removed in between
             raise RunNotFound(f"no run {run_id!r} in {self.path}")
         return _run_info(row)
 
     async def list_runs(self, *, limit: int = 50, workflow: str | None = None) -> list[RunInfo]:
-        where, params = ("WHERE workflow = ?", [workflow]) if workflow is not None else ("", [])
+        where, params = ("WHERE r.workflow = ?", [workflow]) if workflow is not None else ("", [])
         with self._errors("list runs"):
             rows = (
                 self._db()
                 .execute(
-                    f"SELECT {', '.join(_RUN_FIELDS)} FROM runs {where} "
-                    "ORDER BY created_at DESC, id DESC LIMIT ?",
+                    f"{_SELECT_RUNS} {where} ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
                     [*params, limit],
                 )
                 .fetchall()
@@ -373,17 +398,21 @@ class SqliteStore:
                 conn.close()
 
 
-def _run_row(run: RunInfo) -> list[object]:
+def _run_row(run: RunInfo, definition_key: str) -> list[object]:
     values: list[object] = []
     for name in _RUN_FIELDS:
+        if name == "definition":
+            values.append(definition_key)
+            continue
         value = getattr(run, "run_id" if name == "id" else name)
         values.append(json.dumps(value) if name in _JSON_FIELDS else value)
     return values
 
 
 def _run_info(row: Sequence[object]) -> RunInfo:
-    fields = dict(zip(_RUN_FIELDS, row, strict=True))
-    for name in _JSON_FIELDS:
+    names = [f for f in _RUN_FIELDS if f != "definition"]
+    fields = dict(zip([*names, "definition", "agents"], row, strict=True))
+    for name in (*_JSON_FIELDS, "agents"):
         fields[name] = json.loads(str(fields[name]))
     fields["run_id"] = fields.pop("id")
     return RunInfo(**fields)  # type: ignore[arg-type]
