@@ -157,11 +157,17 @@ def _problems_beyond(
     agents = dict(agents or {})
     needs_dropped: set[str] = set()
     for err in errors:
-        loc = err["loc"]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("@")))
         if loc[:1] == ("steps",) and len(loc) >= 3 and isinstance(loc[1], int):
             step = steps[loc[1]]
             key = loc[2]
-            if not isinstance(step, dict) or key in ("id", "agent"):
+            if not isinstance(step, dict) or key in (
+                "id",
+                "agent",
+                "sequence",
+                "parallel",
+                "phases",
+            ):
                 return []
             step = steps[loc[1]] = {k: v for k, v in step.items() if k != key}
             if key == "needs" or err["type"] == "extra_forbidden":  # maybe a misspelt needs

@@ -82,7 +82,7 @@ def explain_error(err: ErrorDetails, root: type[BaseModel]) -> tuple[Loc, str, b
 
 def _is_data(part: object) -> bool:
     return isinstance(part, int) or (
-        isinstance(part, str) and "[" not in part and part not in _TAGS
+        isinstance(part, str) and "[" not in part and part not in _TAGS and part[:1] != "@"
     )
 
 
@@ -112,17 +112,26 @@ def _known_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     model = _as_model(current)
     if model is None:
         return []
-    return [name for name in model.model_fields if name != "options"]
+    return [f.alias or name for name, f in model.model_fields.items() if name != "options"]
 
 
 def _element(tp: object, part: str | int) -> object:
-    model = _as_model(tp)
-    if model is not None:
-        if isinstance(part, str) and part in model.model_fields:
-            return model.model_fields[part].annotation
-        return None
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # the member that has this part
+        for arg in args:
+            found = _element(arg, part)
+            if found is not None:
+                return found
+        return None
+    if origin is typing.Annotated:
+        return _element(args[0], part)
+    model = _as_model(tp)
+    if model is not None:
+        for name, f in model.model_fields.items():
+            if part in (name, f.alias):
+                return f.annotation
+        return None
     if origin is dict and isinstance(part, str):
         return args[1]
     if origin in (list, tuple) and isinstance(part, int):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from counterpoint.errors import Problem
 from counterpoint.graph.dag import Graph
-from counterpoint.model.locate import Locator
+from counterpoint.model.compile import JOIN_AGENT
+from counterpoint.model.locate import Locator, format_path
 from counterpoint.model.refs import Reference, find_references
 from counterpoint.model.workflow import Workflow
 
@@ -30,6 +31,9 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     from counterpoint.agents.registry import check_agent
 
     problems: list[Problem] = []
+    plan = workflow.plan
+    for loc, message in plan.problems:
+        problems.append(where.problem(loc, message))
     for name, spec in workflow.agents.items():
         for loc, message in check_agent(name, spec, base_dir):
             problems.append(where.problem(("agents", name, *loc), message, key=bool(loc)))
@@ -37,11 +41,11 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     index: dict[str, int] = {}
     for i, step in enumerate(workflow.steps):
         if step.id in index:
-            first = where.problem(("steps", index[step.id], "id"), "")
-            also = f"line {first.line}" if first.line else f"steps[{index[step.id]}]"
+            first = where.problem((*plan.path(index[step.id]), "id"), "")
+            also = f"line {first.line}" if first.line else format_path(plan.path(index[step.id]))
             problems.append(
                 where.problem(
-                    ("steps", i, "id"), f"duplicate step id {step.id!r} (first used at {also})"
+                    (*plan.path(i), "id"), f"duplicate step id {step.id!r} (first used at {also})"
                 )
             )
         else:
@@ -50,34 +54,37 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     agents = list(workflow.agents)
     graph: dict[str, list[str]] = {}
     for i, step in enumerate(workflow.steps):
-        if step.agent not in workflow.agents:
+        path = plan.path(i)
+        if step.agent not in workflow.agents and step.agent != JOIN_AGENT:
             problems.append(
                 where.problem(
-                    ("steps", i, "agent"),
+                    (*path, "agent"),
                     f"step {step.id!r}: unknown agent {step.agent!r}{_hint(step.agent, agents)}",
                 )
             )
         deps: list[str] = []
-        for j, need in enumerate(step.needs):
+        for j, need in enumerate(plan.declared_needs(i)):
             if need == step.id:
                 problems.append(
-                    where.problem(("steps", i, "needs", j), f"step {step.id!r} cannot need itself")
+                    where.problem((*path, "needs", j), f"step {step.id!r} cannot need itself")
                 )
             elif need not in index:
                 problems.append(
                     where.problem(
-                        ("steps", i, "needs", j),
+                        (*path, "needs", j),
                         f"step {step.id!r} needs unknown step {need!r}{_hint(need, index)}",
                     )
                 )
             elif need in deps:
                 problems.append(
                     where.problem(
-                        ("steps", i, "needs", j), f"step {step.id!r} lists {need!r} twice in needs"
+                        (*path, "needs", j), f"step {step.id!r} lists {need!r} twice in needs"
                     )
                 )
             else:
                 deps.append(need)
+        # the needs the constructs add (known to exist, as the plan made them)
+        deps.extend(n for n in step.needs if n not in deps and n in index and n != step.id)
         graph.setdefault(step.id, deps)
 
     compiled: Graph | None = None
@@ -98,7 +105,7 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     if cycle:
         problems.append(
             where.problem(
-                ("steps", index[cycle[0]], "needs"),
+                (*plan.path(index[cycle[0]]), "needs"),
                 "dependency cycle: "
                 + ", ".join(f"{a} needs {b}" for a, b in itertools.pairwise(cycle))
                 + " (remove one of these needs to break it)",
@@ -127,11 +134,12 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
 def _reference_problems(
     workflow: Workflow, graph: dict[str, list[str]], where: Locator
 ) -> Iterable[Problem]:
+    plan = workflow.plan
     for i, step in enumerate(workflow.steps):
         if step.input is None:
             continue
         for inner, ref in find_references(step.input):
-            loc = ("steps", i, "input", *inner)
+            loc = (*plan.path(i), "input", *inner)
             if isinstance(ref, str):
                 yield where.problem(loc, f"step {step.id!r}: {ref}")
                 continue

@@ -15,9 +15,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
     PrivateAttr,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -27,14 +29,25 @@ from counterpoint.durations import parse_duration
 
 if TYPE_CHECKING:
     from counterpoint.graph.dag import Graph
+    from counterpoint.model.compile import Plan
 
 __all__ = [
     "AgentSpec",
+    "Conflicts",
     "Duration",
     "InputSpec",
+    "Item",
+    "ParallelBlock",
+    "Phase",
+    "PhasesBlock",
+    "Quality",
     "RetryPolicy",
+    "RollbackPolicy",
+    "SequenceBlock",
     "Step",
     "StepDefaults",
+    "SyncPoint",
+    "Validation",
     "Workflow",
 ]
 
@@ -176,6 +189,29 @@ class AgentSpec(_Model):
         return value
 
 
+class Quality(_Model):
+    """A quality standard: a score (a reference into the output, or a function of it) that
+    must reach a threshold, or a predicate that must hold."""
+
+    score: str | None = Field(None, description="${{ output.KEY }} or module:function")
+    at_least: float | None = None
+    check: str | None = Field(None, description="module:function returning true or a reason")
+
+
+class Validation(_Model):
+    """The checkpoint at a handoff (or a phase gate): what an output must be to go on."""
+
+    required: tuple[str, ...] = ()
+    json_schema: dict[str, JsonValue] | None = Field(None, alias="schema")
+    model: str | None = Field(None, description="module:Model, a pydantic model")
+    quality: Quality | None = None
+    blocking_errors: bool = Field(
+        True, description="fail when the output reports a non-empty `blocking_errors` list"
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Step(_Model):
     """One unit of work: an agent called with an input once the steps it needs are done."""
 
@@ -187,6 +223,126 @@ class Step(_Model):
     retries: RetryPolicy | None = None
     timeout: Duration | None = None
     description: str | None = None
+    validate_: Validation | None = Field(None, alias="validate")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SyncPoint(_Model):
+    """A named milestone of a parallel block: every listed stream reaches its step in
+    ``after`` before any of them goes past it. Streams not listed never wait."""
+
+    streams: tuple[str, ...]
+    after: dict[str, str]
+
+
+class Conflicts(_Model):
+    """What to do when streams produce the same key with different values."""
+
+    default: Literal["priority", "merge", "last", "escalate"] = "escalate"
+    keys: dict[str, Literal["priority", "merge", "last", "escalate"]] = Field(default_factory=dict)
+    priority: tuple[str, ...] = Field((), description="streams, the first wins")
+    merge: str | None = Field(None, description="module:function(key, values) -> value")
+
+
+class RollbackPolicy(_Model):
+    """How often a sequence may go back to its last validated state after a checkpoint fails."""
+
+    max: int = Field(1, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_count(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"max": value}
+        return value
+
+
+Pattern = Literal["sequential", "parallel", "hybrid"]
+
+
+class _Block(_Model):
+    id: StepId
+    needs: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+    description: str | None = None
+
+
+class SequenceBlock(_Block):
+    """Sequential: each item runs after the one before and gets a handoff package."""
+
+    steps: tuple[Item, ...] = Field(min_length=1)
+    gate: Validation | None = None
+    rollback: RollbackPolicy | None = None
+
+
+class ParallelBlock(_Block):
+    """Parallel: named streams (each a sequence) run at once; or plain independent steps."""
+
+    steps: tuple[Item, ...] = ()
+    streams: dict[str, tuple[Item, ...]] = Field(default_factory=dict)
+    sync_points: dict[str, SyncPoint] = Field(default_factory=dict)
+    conflicts: Conflicts = Conflicts()
+    shares: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    gate: Validation | None = None
+
+
+class Phase(_Model):
+    """One phase of a hybrid block, with its own pattern."""
+
+    id: StepId
+    pattern: Pattern = "hybrid"
+    description: str | None = None
+    steps: tuple[Item, ...] = ()
+    streams: dict[str, tuple[Item, ...]] = Field(default_factory=dict)
+    sync_points: dict[str, SyncPoint] = Field(default_factory=dict)
+    conflicts: Conflicts = Conflicts()
+    shares: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    gate: Validation | None = None
+
+
+class PhasesBlock(_Block):
+    """Hybrid: phases in order, each gated; ``lookahead`` lets a next phase's steps that
+    declare their own needs start as soon as those are done."""
+
+    phases: tuple[Phase, ...] = Field(min_length=1)
+    lookahead: bool = False
+
+
+class SequenceItem(_Model):
+    sequence: SequenceBlock
+
+
+class ParallelItem(_Model):
+    parallel: ParallelBlock
+
+
+class PhasesItem(_Model):
+    phases: PhasesBlock
+
+
+def _item_kind(value: object) -> str:
+    if isinstance(value, dict):
+        for key in ("sequence", "parallel", "phases"):
+            if key in value:
+                return f"@{key}"
+        return "@step"
+    if isinstance(value, SequenceItem):
+        return "@sequence"
+    if isinstance(value, ParallelItem):
+        return "@parallel"
+    if isinstance(value, PhasesItem):
+        return "@phases"
+    return "@step"
+
+
+Item = Annotated[
+    Annotated[Step, Tag("@step")]
+    | Annotated[SequenceItem, Tag("@sequence")]
+    | Annotated[ParallelItem, Tag("@parallel")]
+    | Annotated[PhasesItem, Tag("@phases")],
+    Discriminator(_item_kind),
+]
+"""An item of a list of steps: a step, or a construct holding more items."""
 
 
 class Workflow(_Model):
@@ -202,18 +358,37 @@ class Workflow(_Model):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     defaults: StepDefaults = StepDefaults()
     max_concurrency: int | None = Field(None, ge=1)
-    steps: tuple[Step, ...]
+    items: tuple[Item, ...] = Field(alias="steps")
 
-    @field_validator("steps")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("items")
     @classmethod
-    def _some_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
-        if not steps:
+    def _some_steps(cls, items: tuple[Item, ...]) -> tuple[Item, ...]:
+        if not items:
             raise ValueError("a workflow needs at least one step")
-        return steps
+        return items
 
     _source: str = PrivateAttr("<python>")
     _graph: Graph | None = PrivateAttr(None)
     _text: str | None = PrivateAttr(None)  # the YAML it was loaded from
+    _plan: Plan | None = PrivateAttr(None)
+
+    @property
+    def plan(self) -> Plan:
+        """The items compiled to one flat list of steps (constructs add their join steps),
+        with where each came from and the structure of the patterns."""
+        if self._plan is None:
+            from counterpoint.model.compile import compile_items
+
+            self._plan = compile_items(self.items)
+        return self._plan
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """Every step the engine runs: the workflow's own, in the order written (constructs
+        included), and one join step per construct, which completes it."""
+        return self.plan.steps
 
     def __eq__(self, other: object) -> bool:
         """Equal when the definitions are: where a workflow came from does not count."""
@@ -255,3 +430,15 @@ class Workflow(_Model):
             if s.id == step_id:
                 return s
         raise KeyError(step_id)
+
+
+for _model in (
+    SequenceBlock,
+    ParallelBlock,
+    Phase,
+    SequenceItem,
+    ParallelItem,
+    PhasesItem,
+    Workflow,
+):
+    _model.model_rebuild()

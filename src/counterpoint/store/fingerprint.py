@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -26,7 +27,7 @@ def definition(workflow: Workflow) -> str:
     functions appear as ``module:name``)."""
     if workflow.text is not None:
         return workflow.text
-    data = to_jsonable_python(workflow, fallback=_named)
+    data = to_jsonable_python(workflow, fallback=_named, by_alias=True)
     # compact, so that the C encoder does it; pretty-printed only to show a difference
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -46,7 +47,7 @@ def fingerprint(text: str) -> str:
 
 
 def _semantic(workflow: Workflow) -> dict[str, Any]:
-    data: dict[str, Any] = to_jsonable_python(workflow, fallback=_named)
+    data: dict[str, Any] = to_jsonable_python(workflow, fallback=_named, by_alias=True)
     return data
 
 
@@ -67,6 +68,31 @@ def _old_semantic(old_text: str, source: str) -> dict[str, Any] | None:
         return None
 
 
+def _walk(items: object) -> Iterator[tuple[str, object]]:
+    """(id, definition) of every step and construct in a list of items, nested ones too."""
+    if not isinstance(items, list):
+        return
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key in ("sequence", "parallel", "phases"):
+            block = item.get(key)
+            if isinstance(block, dict):
+                inner = {k: v for k, v in block.items() if k not in ("steps", "streams", "phases")}
+                yield str(block.get("id")), inner
+                yield from _walk(block.get("steps"))
+                for stream in (block.get("streams") or {}).values():
+                    yield from _walk(stream)
+                for phase in block.get("phases") or []:
+                    if isinstance(phase, dict):
+                        yield from _walk(phase.get("steps"))
+                        for stream in (phase.get("streams") or {}).values():
+                            yield from _walk(stream)
+                break
+        else:
+            yield str(item.get("id")), item
+
+
 def changes(old_text: str, new: Workflow, source: str, limit: int = 40) -> list[str]:
     """What differs between the definition a run started from and ``new``: a summary of the
     steps, agents and inputs that changed, then a unified diff. Empty when only comments or
@@ -77,8 +103,8 @@ def changes(old_text: str, new: Workflow, source: str, limit: int = 40) -> list[
     if old is not None:
         if old == now:
             return []
-        old_steps = {s["id"]: s for s in old.get("steps", [])}
-        new_steps = {s["id"]: s for s in now["steps"]}
+        old_steps = dict(_walk(old.get("steps", [])))
+        new_steps = dict(_walk(now["steps"]))
         added = [s for s in new_steps if s not in old_steps]
         removed = [s for s in old_steps if s not in new_steps]
         changed = [s for s in new_steps if s in old_steps and old_steps[s] != new_steps[s]]
