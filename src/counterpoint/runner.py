@@ -25,6 +25,7 @@ from counterpoint.errors import (
 )
 from counterpoint.gctools import frozen_gc
 from counterpoint.history import run_state
+from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
@@ -78,7 +79,7 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
 
 def build_agents(workflow: Workflow) -> dict[str, Agent]:
     """An agent for each definition the workflow's steps use."""
-    used = {s.agent for s in workflow.steps}
+    used = {s.agent for s in workflow.steps} - {JOIN_AGENT}  # join steps: the engine's own
     agents: dict[str, Agent] = {}
     problems: list[Problem] = []
     for name in sorted(used):

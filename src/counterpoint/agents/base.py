@@ -7,11 +7,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from counterpoint.model.workflow import AgentSpec
+
+if TYPE_CHECKING:
+    from counterpoint.patterns.runtime import Handoff
 
 __all__ = ["Agent", "AgentKind", "EmitFn", "StepContext", "idempotency_key"]
 
@@ -48,6 +51,7 @@ class StepContext:
     timeout: float | None = None
     workflow: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
+    handoff: Handoff | None = None  # for an item of a sequence: what came before it
     _emit: EmitFn = _no_emit
 
     @property

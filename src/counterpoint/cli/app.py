@@ -147,7 +147,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 def validate(file: FileArg) -> None:
     """Check a workflow; print every problem as FILE:LINE:COL: message (exit 2)."""
     wf = _load(file)
-    out.print(f"{file}: ok ({_count(len(wf.steps), 'step')}, {_count(len(wf.agents), 'agent')})")
+    parts = len(wf.plan.parts)
+    steps = len(wf.steps) - parts
+    shown = [_count(steps, "step"), _count(len(wf.agents), "agent")]
+    if parts:
+        shown.append(_count(parts, "construct"))
+    out.print(f"{file}: ok ({', '.join(shown)})")
 
 
 @app.command()
@@ -268,7 +273,9 @@ def _print_results(wf: Workflow, result: RunResult) -> None:
 
 def _print_header(wf: Workflow) -> None:
     """The workflow, and which agent does what (so stand-ins are never taken for the real)."""
-    err.print(f"[bold]{wf.name}[/bold]: {len(wf.steps)} steps")
+    parts = len(wf.plan.parts)
+    constructs = f" in {_count(parts, 'construct')}" if parts else ""
+    err.print(f"[bold]{wf.name}[/bold]: {_count(len(wf.steps) - parts, 'step')}{constructs}")
     if wf.description:
         err.print(wf.description.strip(), markup=False)
     described = [(n, a) for n, a in wf.agents.items() if a.description]

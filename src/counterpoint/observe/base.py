@@ -30,5 +30,8 @@ class RunObserver:
     def event(self, time: float, step_id: str, name: str, data: Mapping[str, object]) -> None:
         """An agent published an event."""
 
+    def stream_progress(self, part: str, stream: str, done: int, total: int) -> None:
+        """A step of a stream of a parallel block succeeded: ``done`` of ``total``."""
+
     def run_finished(self, result: RunResult) -> None:
         """The run is over."""

@@ -52,7 +52,10 @@ class Scheduler:
     __slots__ = (
         "_heap",
         "_seq",
+        "caps",
         "graph",
+        "group_of",
+        "group_running",
         "limit",
         "open",
         "priority",
@@ -69,9 +72,13 @@ class Scheduler:
         max_concurrency: int | None = None,
         done: Collection[int] = (),
         note_releases: bool = False,
+        groups: Sequence[int] | None = None,
+        caps: Sequence[int | None] = (),
     ) -> None:
         """``done``: steps that already succeeded (a resumed run); they never start again.
-        ``note_releases``: keep every step released in ``released`` (for a journal)."""
+        ``note_releases``: keep every step released in ``released`` (for a journal).
+        ``groups``: a group number per step (-1: none) whose running steps are limited by
+        ``caps[group]`` (streams' shares of the concurrency)."""
         n = len(graph)
         self.graph = graph
         self.priority = list(priority) if priority is not None else [0.0] * n
@@ -80,6 +87,9 @@ class Scheduler:
         self.running = 0
         self.open = n
         self.released: list[int] | None = [] if note_releases else None
+        self.group_of: Sequence[int] | None = groups
+        self.caps: list[int | None] = list(caps)
+        self.group_running: list[int] = [0] * len(self.caps)
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
         if done:
@@ -123,23 +133,64 @@ class Scheduler:
             )
 
     def take(self) -> list[int]:
-        """Released steps to start now, highest priority first, within the limit."""
+        """Released steps to start now, highest priority first, within the limit (and the
+        caps of their groups)."""
         heap = self._heap
         free = self.limit - self.running
         started: list[int] = []
-        while heap and free > 0:
-            i = heapq.heappop(heap)[2]
-            self.state[i] = _X
-            started.append(i)
-            free -= 1
+        if self.group_of is None:
+            while heap and free > 0:
+                i = heapq.heappop(heap)[2]
+                self.state[i] = _X
+                started.append(i)
+                free -= 1
+        else:
+            groups, caps, busy = self.group_of, self.caps, self.group_running
+            held: list[tuple[float, int, int]] = []
+            while heap and free > 0:
+                entry = heapq.heappop(heap)
+                i = entry[2]
+                g = groups[i]
+                if g >= 0:
+                    cap = caps[g]
+                    if cap is not None and busy[g] >= cap:
+                        held.append(entry)  # its stream is at its share: later
+                        continue
+                    busy[g] += 1
+                self.state[i] = _X
+                started.append(i)
+                free -= 1
+            for entry in held:
+                heapq.heappush(heap, entry)
         self.running += len(started)
         return started
+
+    def _free(self, i: int) -> None:
+        self.running -= 1
+        if self.group_of is not None:
+            g = self.group_of[i]
+            if g >= 0:
+                self.group_running[g] -= 1
+
+    def rollback(self, prev: int, i: int) -> None:
+        """Step ``i`` failed for good; run ``prev`` (which succeeded) again, then ``i``.
+        ``prev``'s other dependents must not have started."""
+        self._expect(i, _X)
+        self._expect(prev, StepState.SUCCEEDED)
+        self._free(i)
+        self.state[i] = _P
+        for j in self.graph.succs[prev]:
+            if j != i:
+                self._expect(j, _P)
+            self.waiting_on[j] += 1
+        self.open += 1
+        self._release(prev)
 
     def succeeded(self, i: int) -> None:
         """Step ``i`` finished well; release the dependents it was the last need of."""
         self._expect(i, _X)
         self.state[i] = StepState.SUCCEEDED
-        self.running -= 1
+        self._free(i)
         self.open -= 1
         waiting_on = self.waiting_on
         for j in self.graph.succs[i]:
@@ -151,7 +202,7 @@ class Scheduler:
         """Step ``i`` failed for good; returns the downstream steps now skipped."""
         self._expect(i, _X)
         self.state[i] = StepState.FAILED
-        self.running -= 1
+        self._free(i)
         self.open -= 1
         return self._skip_downstream(i)
 
@@ -159,7 +210,7 @@ class Scheduler:
         """Step ``i`` failed an attempt and will be tried again; it frees its slot meanwhile."""
         self._expect(i, _X)
         self.state[i] = _W
-        self.running -= 1
+        self._free(i)
 
     def retry_now(self, i: int) -> None:
         """The wait before retrying step ``i`` is over."""
@@ -170,7 +221,7 @@ class Scheduler:
         """A running step was cancelled; returns the downstream steps now skipped."""
         self._expect(i, _X)
         self.state[i] = StepState.CANCELLED
-        self.running -= 1
+        self._free(i)
         self.open -= 1
         return self._skip_downstream(i)
 

@@ -24,9 +24,11 @@ from counterpoint.errors import CounterpointError
 from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
+from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
+from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
@@ -101,12 +103,31 @@ class Engine:
         self.graph = graph or workflow.graph
         steps = workflow.steps
         defaults = workflow.defaults
-        self._agents: list[Agent] = [agents[s.agent] for s in steps] if agents else []
+        self.outputs: list[object] = [None] * len(steps)
+        self.patterns: PatternRuntime | None = None
+        max_conc = self.options.max_concurrency or workflow.max_concurrency
+        if workflow.plan.parts or any(s.validate_ is not None for s in steps):
+            self.patterns = PatternRuntime(
+                workflow, self.graph, workflow.base_dir, self.outputs, self._end_of, max_conc
+            )
+        self._agents: list[Agent] = (
+            [
+                self.patterns.join_agent(i)
+                if self.patterns is not None and s.agent == JOIN_AGENT
+                else agents[s.agent]
+                for i, s in enumerate(steps)
+            ]
+            if agents
+            else []
+        )
         self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout for s in steps]
         self._retries: list[RetryPolicy] = [s.retries or defaults.retries for s in steps]
         self._templates: list[Template | None] = [compile_template(s.input) for s in steps]
-        self.records = [StepRecord(s.id, s.agent) for s in steps]
-        self.outputs: list[object] = [None] * len(steps)
+        parts = workflow.plan.parts
+        self.records = [
+            StepRecord(s.id, s.agent if s.agent != JOIN_AGENT else f"<{parts[s.id].kind}>")
+            for s in steps
+        ]
         self.events: list[AgentEvent] = []
         self.journal = journal
         self._encode = journal is not None and journal.store.durable
@@ -114,9 +135,22 @@ class Engine:
         done = self._restore(restored) if restored else ()
         self._base_attempts = [r.attempts for r in self.records]  # retries count from here
         priority = upward_ranks(self.graph) if self.options.priority == "critical-path" else None
-        max_conc = self.options.max_concurrency or workflow.max_concurrency
+        groups: list[int] | None = None
+        caps: list[int | None] = []
+        if self.patterns is not None and any(s.cap for s in self.patterns.streams):
+            groups = [-1] * len(steps)
+            for g, stream in enumerate(self.patterns.streams):
+                caps.append(stream.cap)
+                for i in stream.steps:
+                    groups[i] = g
         self.scheduler = Scheduler(
-            self.graph, priority, max_conc, done, note_releases=journal is not None
+            self.graph,
+            priority,
+            max_conc,
+            done,
+            note_releases=journal is not None,
+            groups=groups,
+            caps=caps,
         )
         self._rng = random.Random(self.options.seed)
         self._inbox: deque[Completion | int] = deque()
@@ -132,6 +166,9 @@ class Engine:
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
 
+    def _end_of(self, i: int) -> float | None:
+        return self.records[i].end
+
     def _restore(self, restored: Mapping[str, StepReplay]) -> list[int]:
         """Take over what a previous session of this run did; returns the steps done."""
         done: list[int] = []
@@ -146,6 +183,10 @@ class Engine:
                 rec.output = self.outputs[i] = past.output
                 rec.restored = True
                 done.append(i)
+        if self.patterns is not None:  # sequences' contexts, in the order steps ran
+            position = {node: k for k, node in enumerate(self.graph.order)}
+            for i in sorted(done, key=position.__getitem__):
+                self.patterns.succeeded(i, self.outputs[i])
         return done
 
     # --- driving loop --------------------------------------------------------------------
@@ -354,6 +395,7 @@ class Engine:
             timeout=self._timeouts[i],
             workflow=self.workflow.name,
             base_dir=self._base_dir,
+            handoff=self.patterns.handoff(i, self.records[i].errors) if self.patterns else None,
             _emit=self._emit,
         )
 
@@ -365,17 +407,22 @@ class Engine:
         for o in self.observers:
             o.event(t, step_id, name, data)
 
-    def _finish(self, c: Completion) -> None:
+    def _vet(self, c: Completion) -> Completion:
+        """A success stays one only if its output passes its checkpoint and (with a durable
+        store) can be stored; then it is journaled."""
         i = c.index
-        rec = self.records[i]
-        sched = self.scheduler
+        patterns = self.patterns
+        if patterns is not None:
+            reason = patterns.check(i, c.output)
+            if reason is not None:  # the checkpoint failed: an attempt that failed
+                return Completion(i, c.attempt, Outcome.FAILED, c.started, c.finished, error=reason)
         journal = self.journal
-        if c.outcome is Outcome.SUCCEEDED and journal is not None:
+        if journal is not None:
             try:
                 text: str | None = encode_output(c.output)
             except OutputNotStorable as exc:
                 if self._encode:  # a durable store keeps JSON only: the step fails
-                    c = Completion(
+                    return Completion(
                         i,
                         c.attempt,
                         Outcome.FAILED,
@@ -385,11 +432,25 @@ class Engine:
                         retryable=False,
                     )
                 text = None
-            if c.outcome is Outcome.SUCCEEDED:
-                journal.add(
-                    "succeeded", rec.id, c.attempt, text, self._wall0 + c.finished - self._t0
-                )
+            when = self._wall0 + c.finished - self._t0
+            journal.add("succeeded", self.records[i].id, c.attempt, text, when)
+        return c
+
+    def _finish(self, c: Completion) -> None:
+        i = c.index
+        rec = self.records[i]
+        sched = self.scheduler
+        journal = self.journal
+        patterns = self.patterns
+        if c.outcome is Outcome.SUCCEEDED and (patterns is not None or journal is not None):
+            c = self._vet(c)
         if c.outcome is Outcome.SUCCEEDED:
+            if patterns is not None:
+                patterns.succeeded(i, c.output)
+                stream = patterns.stream_done(i)
+                if stream is not None:
+                    for o in self.observers:
+                        o.stream_progress(stream.part, stream.name, stream.done, len(stream.steps))
             self.outputs[i] = c.output
             rec.output = c.output
             rec.status = StepState.SUCCEEDED
@@ -421,6 +482,8 @@ class Engine:
                 o.step_retrying(rec, error, delay)
             self._retry_timers[i] = self.clock.call_later(delay, partial(self._post, i))
             return
+        if patterns is not None and not self._stopping and self._rolled_back(i, rec, error):
+            return
         rec.status = StepState.FAILED
         rec.end = c.finished - self._t0
         if journal is not None:
@@ -428,6 +491,27 @@ class Engine:
         self._settle(rec, sched.failed(i))
         if self.options.fail_fast and not self._stop_reason:
             self._stop_reason = "fail-fast"
+
+    def _rolled_back(self, i: int, rec: StepRecord, error: str) -> bool:
+        """Step ``i`` failed for good: go back to its sequence's last validated state if the
+        sequence allows (the previous item runs again, with the failure as feedback)."""
+        patterns = self.patterns
+        assert patterns is not None
+        sched = self.scheduler
+        state = sched.state
+        target = patterns.rollback_target(i, error, lambda j: state[j] is not StepState.PENDING)
+        if target is None:
+            return False
+        sched.rollback(target, i)
+        rec.status = StepState.PENDING
+        back = self.records[target]
+        back.status = StepState.READY
+        self._base_attempts[target] = back.attempts
+        self._base_attempts[i] = rec.attempts
+        if self.journal is not None:
+            self.journal.event(rec.id, "rolled-back", {"to": back.id, "error": error})
+        self._emit(rec.id, "rolled-back", {"to": back.id, "error": error})
+        return True
 
     def _settle(self, rec: StepRecord, skipped: list[int]) -> None:
         """Record a step that ended without success, and the steps skipped because of it."""

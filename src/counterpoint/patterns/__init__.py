@@ -1,0 +1,1 @@
+"""The runtime side of the patterns: validation checkpoints, handoff packages, join steps."""

@@ -1,0 +1,321 @@
+"""What the engine needs, while it runs, from a workflow's constructs.
+
+- **Join steps** complete a construct: a sequence's (or phase's) output is its last item's;
+  a parallel block's is its streams' outputs merged (conflicts resolved as declared), then
+  its gate is checked.
+- **Handoff packages** go to the items of a sequence: the previous result, all results so far,
+  the accumulated context (mapping outputs merged, each key kept once), the validation status
+  of the last checkpoint, and the errors of earlier attempts (and of a rollback) as feedback.
+- **Checkpoints** (``validate:``) run on a step's output before anything downstream sees it.
+- **Rollback**: when a sequence item fails for good, the sequence may go back to its last
+  validated state: the context snapshot from before the previous item is restored and the
+  previous item runs again, with the failure as feedback (at most ``rollback.max`` times).
+- **Streams**: their share of the concurrency, and their progress.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from counterpoint.agents.base import Agent, StepContext
+from counterpoint.agents.python import import_function
+from counterpoint.errors import StepFailed
+from counterpoint.graph.dag import Graph
+from counterpoint.model.compile import JOIN_AGENT, Part, Plan
+from counterpoint.model.workflow import Workflow
+from counterpoint.patterns.validation import Checkpoint, CheckpointFailed
+
+__all__ = ["Handoff", "PatternRuntime"]
+
+SEQUENTIAL_KINDS = ("sequence",)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """What an item of a sequence gets from the items before it (``ctx.handoff``)."""
+
+    sequence: str
+    position: int  # 0 for the first item
+    previous: str | None
+    previous_output: object
+    results: Mapping[str, object]  # id -> output, every earlier item of the sequence
+    context: Mapping[str, object]  # the mapping outputs so far, merged (later keys win)
+    validation: Mapping[str, object]  # {"checkpoint": id, "passed": bool} of the last handoff
+    errors: tuple[str, ...] = ()  # earlier attempts' errors, and a rollback's reason
+
+
+@dataclass(slots=True)
+class _Sequence:
+    part: Part
+    members: list[int]  # step indexes of its items (a construct item: its join step)
+    snapshots: list[dict[str, object]]  # context before item k
+    rollbacks: int = 0
+
+
+@dataclass(slots=True)
+class _Stream:
+    part: str
+    name: str
+    steps: list[int]
+    done: int = 0
+    cap: int | None = None
+    running: int = 0
+    finished: set[int] = field(default_factory=set)
+
+
+class PatternRuntime:
+    """Built by the engine for a workflow with constructs or checkpoints."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        graph: Graph,
+        base_dir: Path,
+        outputs: list[object],
+        end_time: Callable[[int], float | None],
+        max_concurrency: int | None,
+    ) -> None:
+        self.plan: Plan = workflow.plan
+        self.graph = graph
+        self.outputs = outputs
+        self._end_time = end_time
+        index = graph.index
+        steps = workflow.steps
+        self.checkpoints: list[Checkpoint | None] = [
+            Checkpoint.build(f"checkpoint after {s.id!r}", s.validate_, base_dir)
+            if s.validate_ is not None
+            else None
+            for s in steps
+        ]
+        self.gates: dict[int, Checkpoint] = {}
+        self.sequences: dict[str, _Sequence] = {}
+        self.seq_of: dict[int, tuple[_Sequence, int]] = {}
+        self.streams: list[_Stream] = []
+        self.stream_of: dict[int, _Stream] = {}
+        self.feedback: dict[int, list[str]] = {}
+        for part in self.plan.parts.values():
+            if part.gate is not None:
+                self.gates[index[part.id]] = Checkpoint.build(
+                    f"gate of {part.kind} {part.id!r}", part.gate, base_dir
+                )
+            if part.pattern == "sequential" and part.kind in ("sequence", "phase"):
+                seq = _Sequence(part, [index[m] for m in part.members], [{}])
+                self.sequences[part.id] = seq
+                for k, i in enumerate(seq.members):
+                    self.seq_of[i] = (seq, k)
+            total_share = sum(part.shares.values())
+            for name, ids in part.streams.items():
+                stream = _Stream(part.id, name, [index[s] for s in _leaves(ids, self.plan)])
+                share = part.shares.get(name)
+                if share and max_concurrency and total_share:
+                    stream.cap = max(1, max_concurrency * share // total_share)
+                self.streams.append(stream)
+                for i in stream.steps:
+                    self.stream_of[i] = stream
+        self._joins = {index[p.id]: p for p in self.plan.parts.values()}
+
+    # --- agents for join steps ----------------------------------------------------------------
+
+    def join_agent(self, i: int) -> Agent:
+        part = self._joins[i]
+        gate = self.gates.get(i)
+        merge = _merger(part, self._end_time, self.graph)
+
+        async def join(ctx: StepContext) -> object:
+            output = merge(ctx)
+            if gate is not None:
+                try:
+                    gate.check(output)
+                except CheckpointFailed as exc:
+                    raise StepFailed(str(exc), retryable=False) from None
+            return output
+
+        return join
+
+    def is_join(self, i: int) -> bool:
+        return i in self._joins
+
+    # --- sequences: handoffs, checkpoints, rollback -------------------------------------------
+
+    def handoff(self, i: int, errors: list[str]) -> Handoff | None:
+        found = self.seq_of.get(i)
+        if found is None:
+            return None
+        seq, k = found
+        ids = self.graph.ids
+        prev = seq.members[k - 1] if k else None
+        return Handoff(
+            sequence=seq.part.id,
+            position=k,
+            previous=ids[prev] if prev is not None else None,
+            previous_output=self.outputs[prev] if prev is not None else None,
+            results=_Results(self, seq.members[:k]),
+            context=seq.snapshots[k] if k < len(seq.snapshots) else seq.snapshots[-1],
+            validation={"checkpoint": ids[prev], "passed": True} if prev is not None else {},
+            errors=(*self.feedback.get(i, ()), *errors),
+        )
+
+    def check(self, i: int, output: object) -> str | None:
+        """The reason ``output`` of step ``i`` fails its checkpoint, or ``None``."""
+        cp = self.checkpoints[i]
+        if cp is None:
+            return None
+        try:
+            cp.check(output)
+        except CheckpointFailed as exc:
+            return str(exc)
+        return None
+
+    def succeeded(self, i: int, output: object) -> None:
+        """Keep the sequence's context snapshot for the item after ``i``."""
+        found = self.seq_of.get(i)
+        if found is not None:
+            seq, k = found
+            before = seq.snapshots[k]
+            after = {**before, **output} if isinstance(output, dict) else before
+            del seq.snapshots[k + 1 :]
+            seq.snapshots.append(after)
+
+    def rollback_target(self, i: int, error: str, started: Callable[[int], bool]) -> int | None:
+        """The step to run again when step ``i`` failed for good, or ``None``: the previous
+        item of its sequence, if the sequence allows another rollback and nothing else has
+        used that item's output yet."""
+        found = self.seq_of.get(i)
+        if found is None:
+            return None
+        seq, k = found
+        policy = seq.part.rollback
+        if policy is None or k == 0 or seq.rollbacks >= policy.max:
+            return None
+        prev = seq.members[k - 1]
+        if self.is_join(prev):
+            return None  # going back into a construct is not supported
+        if any(j != i and started(j) for j in self.graph.succs[prev]):
+            return None
+        seq.rollbacks += 1
+        del seq.snapshots[k:]  # back to the state before the previous item
+        self.feedback.setdefault(prev, []).append(
+            f"rolled back: {self.graph.ids[i]!r} failed after this step's output: {error}"
+        )
+        return prev
+
+    # --- streams ------------------------------------------------------------------------------
+
+    def stream(self, i: int) -> _Stream | None:
+        return self.stream_of.get(i)
+
+    def stream_done(self, i: int) -> _Stream | None:
+        stream = self.stream_of.get(i)
+        if stream is not None and i not in stream.finished:
+            stream.finished.add(i)
+            stream.done += 1
+        return stream
+
+
+class _Results(Mapping[str, object]):
+    """The outputs of a sequence's earlier items, read when asked (no copies)."""
+
+    __slots__ = ("_ids", "_rt")
+
+    def __init__(self, rt: PatternRuntime, members: list[int]) -> None:
+        self._rt = rt
+        self._ids = {rt.graph.ids[m]: m for m in members}
+
+    def __getitem__(self, key: str) -> object:
+        return self._rt.outputs[self._ids[key]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def _leaves(ids: list[str], plan: Plan) -> list[str]:
+    """Every step of a stream, the steps of its constructs included."""
+    out: list[str] = []
+    for sid in ids:
+        out.append(sid)
+        part = plan.parts.get(sid)
+        if part is not None:
+            out.extend(_leaves(part.members, plan))
+            for members in part.streams.values():
+                out.extend(_leaves(members, plan))
+    return list(dict.fromkeys(out))
+
+
+def _merger(
+    part: Part, end_time: Callable[[int], float | None], graph: Graph
+) -> Callable[[StepContext], object]:
+    if part.pattern == "sequential" or part.kind == "phases":
+        last = part.exits[-1] if part.exits else None
+        return lambda ctx: ctx.upstream.get(last) if last is not None else None
+    sources: dict[str, str] = {}  # name -> step id whose output it is
+    if part.streams:
+        for name, ids in part.streams.items():
+            if ids:
+                sources[name] = ids[-1]
+    for sid in part.members:
+        if sid not in {s for ids in part.streams.values() for s in ids}:
+            sources[sid] = sid
+    conflicts = part.conflicts
+    order = list(conflicts.priority) if conflicts and conflicts.priority else list(sources)
+    merge_fn = None
+
+    def merge(ctx: StepContext) -> object:
+        nonlocal merge_fn
+        values = {name: ctx.upstream.get(sid) for name, sid in sources.items()}
+        if not all(isinstance(v, dict) for v in values.values()):
+            return values
+        merged: dict[str, object] = {}
+        claims: dict[str, dict[str, object]] = {}
+        for name, value in values.items():
+            assert isinstance(value, dict)
+            for key, v in value.items():
+                claims.setdefault(key, {})[name] = v
+        for key, by_source in claims.items():
+            distinct = {json.dumps(v, sort_keys=True, default=repr) for v in by_source.values()}
+            if len(distinct) == 1:
+                merged[key] = next(iter(by_source.values()))
+                continue
+            strategy = "escalate"
+            if conflicts is not None:
+                strategy = conflicts.keys.get(key, conflicts.default)
+            if strategy == "priority":
+                winner = min(by_source, key=lambda n: order.index(n) if n in order else len(order))
+                merged[key] = by_source[winner]
+            elif strategy == "last":
+                index = graph.index
+                winner = max(by_source, key=lambda n: end_time(index[sources[n]]) or 0.0)
+                merged[key] = by_source[winner]
+            elif strategy == "merge":
+                if conflicts is None or conflicts.merge is None:
+                    raise StepFailed(
+                        f"{part.id}: conflicts on {key!r} say merge, but no merge function "
+                        "is given (conflicts.merge: module:function)",
+                        retryable=False,
+                    )
+                if merge_fn is None:
+                    merge_fn = import_function(conflicts.merge, ctx.base_dir)
+                merged[key] = merge_fn(key, dict(by_source))
+                winner = "merge"
+            else:
+                shown = "; ".join(
+                    f"{n}: {json.dumps(v, default=repr)}" for n, v in by_source.items()
+                )
+                raise StepFailed(
+                    f"{part.id}: streams disagree on {key!r} ({shown}); say how to resolve it: "
+                    "conflicts: {default or keys: priority, merge or last}",
+                    retryable=False,
+                )
+            ctx.emit("conflict-resolved", {"key": key, "strategy": strategy, "winner": winner})
+        return merged
+
+    return merge
+
+
+def join_step(step_agent: str) -> bool:
+    return step_agent == JOIN_AGENT
