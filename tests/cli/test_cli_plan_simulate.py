@@ -89,6 +89,7 @@ def test_plan_json(reports: Results) -> None:
         "lower_bound_s": 9.0,
         "workers": 2,
         "unestimated_steps": 0,
+        "parts": [],
     }
 
 
@@ -162,6 +163,7 @@ def test_simulate_two_workers_json_schedule(reports: Results) -> None:
             "d": {"start_s": 6.0, "end_s": 10.0},
             "e": {"start_s": 0.0, "end_s": 5.0},
         },
+        "parts": {},
     }
 
 

@@ -686,6 +686,7 @@ def test_run_result_to_json_shape() -> None:
         "finished_at",
         "makespan_s",
         "counts",
+        "parts",
         "steps",
         "events",
     }

@@ -39,6 +39,7 @@ from counterpoint.observe.report import (
     print_run,
     print_runs,
     print_simulation,
+    print_structure,
     print_summary,
 )
 from counterpoint.runner import resolve_inputs
@@ -353,10 +354,12 @@ def plan(
             "lower_bound_s": stats.lower_bound(workers),
             "workers": workers,
             "unestimated_steps": stats.unestimated,
+            "parts": wf.plan.describe(),
         }
         _print_json(data)
         return
     print_plan(out, wf.name, stats, workers)
+    print_structure(out, wf.plan.describe())
 
 
 @app.command()
@@ -390,6 +393,7 @@ def simulate(
             "lower_bound_s": bound,
             "ratio_to_lower_bound": result.makespan_s / bound if bound > 0 else 1.0,
             "steps": {k: {"start_s": r.start, "end_s": r.end} for k, r in result.steps.items()},
+            "parts": result.parts,
         }
         _print_json(data)
         return

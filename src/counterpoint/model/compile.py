@@ -79,6 +79,40 @@ class Plan:
     def is_join(self, step_id: str) -> bool:
         return step_id in self.parts
 
+    def describe(self) -> list[dict[str, object]]:
+        """The constructs as data (outermost first, in the order written): for ``plan``."""
+        out: list[dict[str, object]] = []
+        for part in self.parts.values():
+            entry: dict[str, object] = {
+                "id": part.id,
+                "kind": part.kind,
+                "pattern": part.pattern,
+                "parent": part.parent,
+                "members": list(part.members),
+            }
+            if part.streams:
+                entry["streams"] = {name: list(ids) for name, ids in part.streams.items()}
+            if part.sync_points:
+                entry["sync_points"] = {
+                    name: {"streams": list(sp.streams), "after": dict(sp.after)}
+                    for name, sp in part.sync_points.items()
+                }
+            if part.shares:
+                entry["shares"] = dict(part.shares)
+            if part.conflicts is not None and part.streams:
+                entry["conflicts"] = part.conflicts.model_dump(exclude_defaults=True) or {
+                    "default": part.conflicts.default
+                }
+            if part.gate is not None:
+                entry["gate"] = part.gate.model_dump(exclude_defaults=True, by_alias=True)
+            if part.rollback is not None:
+                entry["rollback"] = part.rollback.max
+            if part.kind == "phases":
+                entry["lookahead"] = part.lookahead
+            out.append(entry)
+        order = {p["id"]: k for k, p in enumerate(out)}
+        return sorted(out, key=lambda p: (_depth(self, str(p["id"])), order[p["id"]]))
+
 
 def compile_items(items: Sequence[Item]) -> Plan:
     """The plan of a workflow's items."""
@@ -336,6 +370,15 @@ class _Compiler:
             before, before_soft = [phase.id], ()
         part.exits = before
         return self.join(part, p)
+
+
+def _depth(plan: Plan, part_id: str) -> int:
+    depth = 0
+    parent = plan.parts[part_id].parent
+    while parent is not None:
+        depth += 1
+        parent = plan.parts[parent].parent
+    return depth
 
 
 def _ids(items: Sequence[Item]) -> set[str]:

@@ -18,7 +18,9 @@ from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.locate import Locator, format_path
 from counterpoint.model.refs import Reference, find_references
-from counterpoint.model.workflow import Workflow
+from counterpoint.model.workflow import Validation, Workflow
+
+Path_ = tuple[str | int, ...]
 
 __all__ = ["check"]
 
@@ -37,6 +39,7 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     for name, spec in workflow.agents.items():
         for loc, message in check_agent(name, spec, base_dir):
             problems.append(where.problem(("agents", name, *loc), message, key=bool(loc)))
+    problems.extend(_checkpoint_problems(workflow, where, base_dir))
 
     index: dict[str, int] = {}
     for i, step in enumerate(workflow.steps):
@@ -115,6 +118,30 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     if not problems and compiled is not None:
         workflow._graph = compiled
     return problems
+
+
+def _checkpoint_problems(workflow: Workflow, where: Locator, base_dir: Path) -> Iterable[Problem]:
+    """Schemas, models and functions of checkpoints and gates that cannot be used."""
+    from counterpoint.errors import AgentConfigError
+    from counterpoint.patterns.validation import Checkpoint
+
+    plan = workflow.plan
+    found: list[tuple[Path_, str, Validation]] = [
+        ((*plan.path(i), "validate"), f"step {s.id!r}", s.validate_)
+        for i, s in enumerate(workflow.steps)
+        if s.validate_ is not None
+    ]
+    found += [
+        ((*part.path, "gate"), f"{part.kind} {part.id!r}", part.gate)
+        for part in plan.parts.values()
+        if part.gate is not None
+    ]
+    for loc, what, spec in found:
+        try:
+            Checkpoint.build(what, spec, base_dir)
+        except AgentConfigError as exc:
+            message = str(exc)
+            yield where.problem(loc, message if message.startswith(what) else f"{what}: {message}")
 
 
 def _hint(word: str, known: Iterable[str]) -> str:

@@ -17,7 +17,14 @@ from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.store.base import RunInfo
 from counterpoint.store.replay import StepReplay
 
-__all__ = ["print_plan", "print_run", "print_runs", "print_simulation", "print_summary"]
+__all__ = [
+    "print_plan",
+    "print_run",
+    "print_runs",
+    "print_simulation",
+    "print_structure",
+    "print_summary",
+]
 
 STEP_TABLE_UP_TO = 60
 _COLOUR = {
@@ -254,3 +261,54 @@ def print_run(console: Console, info: RunInfo, states: Mapping[str, StepReplay])
             note,
         )
     console.print(table)
+
+
+def print_structure(console: Console, parts: list[dict[str, object]]) -> None:
+    """``plan``: the constructs, nested as written, with their patterns, streams, sync
+    points, gates and policies."""
+    if not parts:
+        return
+    console.print(Text("structure", style="bold"))
+    children: dict[object, list[dict[str, object]]] = {}
+    for part in parts:
+        children.setdefault(part["parent"], []).append(part)
+
+    def show(part: dict[str, object], depth: int) -> None:
+        pad = "  " * (depth + 1)
+        line = f"{pad}{part['id']}: {part['kind']}, {part['pattern']}"
+        extras = []
+        if "rollback" in part:
+            extras.append(f"rollback up to {part['rollback']}")
+        if part.get("lookahead"):
+            extras.append("lookahead")
+        if "gate" in part:
+            extras.append(f"gate {json.dumps(part['gate'])}")
+        if extras:
+            line += " (" + "; ".join(extras) + ")"
+        console.print(line, markup=False)
+        streams = part.get("streams")
+        if isinstance(streams, dict):
+            shares = part.get("shares") or {}
+            assert isinstance(shares, dict)
+            for name, ids in streams.items():
+                share = f" [share {shares[name]}]" if name in shares else ""
+                console.print(f"{pad}  stream {name}{share}: {' -> '.join(ids)}", markup=False)
+        syncs = part.get("sync_points")
+        if isinstance(syncs, dict):
+            for name, sp in syncs.items():
+                after = ", ".join(f"{s} after {step}" for s, step in sp["after"].items())
+                console.print(f"{pad}  sync point {name}: {after}", markup=False)
+        if "conflicts" in part:
+            console.print(f"{pad}  conflicts: {json.dumps(part['conflicts'])}", markup=False)
+        if not streams:
+            members = part.get("members")
+            assert isinstance(members, list)
+            plain = [m for m in members if m not in {c["id"] for c in children.get(part["id"], [])}]
+            if plain:
+                joiner = " -> " if part["pattern"] == "sequential" else ", "
+                console.print(f"{pad}  steps: {joiner.join(plain)}", markup=False)
+        for child in children.get(part["id"], []):
+            show(child, depth + 1)
+
+    for root in children.get(None, []):
+        show(root, 0)

@@ -166,6 +166,41 @@ class Engine:
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
 
+    def _parts(self) -> dict[str, dict[str, object]]:
+        """Each construct's pattern, status and times (its first step's start, its end)."""
+        plan = self.workflow.plan
+        if not plan.parts:
+            return {}
+        index = self.graph.index
+        starts: dict[str, float] = {}
+        for rec in self.records:  # a step's start counts for every construct around it
+            if rec.start is None:
+                continue
+            around = plan.part_of.get(rec.id)
+            while around is not None:
+                if around not in starts or rec.start < starts[around]:
+                    starts[around] = rec.start
+                around = plan.parts[around].parent
+        out: dict[str, dict[str, object]] = {}
+        for pid, part in plan.parts.items():
+            rec = self.records[index[pid]]
+            entry: dict[str, object] = {
+                "kind": part.kind,
+                "pattern": part.pattern,
+                "parent": part.parent,
+                "status": rec.status.value,
+                "start_s": starts.get(pid),
+                "end_s": rec.end,
+            }
+            if part.streams and self.patterns is not None:
+                entry["streams"] = {
+                    s.name: {"done": s.done, "steps": len(s.steps)}
+                    for s in self.patterns.streams
+                    if s.part == pid
+                }
+            out[pid] = entry
+        return out
+
     def _end_of(self, i: int) -> float | None:
         return self.records[i].end
 
@@ -216,6 +251,7 @@ class Engine:
             virtual=self.virtual,
             error=self.error,
             store=self.journal.store.location if self.journal is not None else None,
+            parts=self._parts(),
         )
         for o in self.observers:
             o.run_finished(result)

@@ -73,6 +73,7 @@ class RunResult:
     virtual: bool = False
     error: str | None = None  # why the run stopped early, beyond its steps (a store failure)
     store: str | None = None  # where the run is journaled, when it is
+    parts: dict[str, dict[str, object]] = field(default_factory=dict)  # constructs
 
     def __repr__(self) -> str:  # short: asyncio may repr a task's result, and runs are big
         return (
@@ -120,6 +121,7 @@ class RunResult:
             "finished_at": _iso(base + self.makespan_s),
             "makespan_s": self.makespan_s,
             "counts": {s.value: self.count(s) for s in StepState if self.count(s)},
+            "parts": self.parts,
             "steps": steps,
             "events": [
                 {"time_s": e.time, "step": e.step_id, "name": e.name, "data": e.data}

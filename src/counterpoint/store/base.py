@@ -15,6 +15,8 @@ Entry kinds, and what ``data`` holds (JSON text, or ``None``):
 ``failed``              the step failed for good: the error text
 ``skipped``             a step it needs did not succeed: the reason
 ``cancelled``           fail-fast, Ctrl-C, or a store that failed: the reason
+``rolled-back``         a sequence went back: this step waits again, ``{"to", "error"}``
+                        names the step that runs again
 ``event``               an agent's event: ``{"name", "data"}``
 ``run-finished``        ``{"status", "error"}``
 ======================  ==============================================================

@@ -62,6 +62,14 @@ def replay(entries: Iterable[Entry]) -> dict[str, StepReplay]:
             s.output_json = e.data
             s.finished_at = e.time
             s.error = None
+        elif kind == "rolled-back":  # this step waits again, and the one it went back to
+            s.status = "pending"
+            target = _target(e.data)
+            if target is not None:
+                back = steps.get(target)
+                if back is not None and back.status == "succeeded":
+                    back.status = "ready"
+                    back.output_json = None
         elif kind in ("failed", "retried", "cancelled", "skipped"):
             text = _error_text(e.data)
             if kind in ("failed", "retried"):
@@ -70,6 +78,13 @@ def replay(entries: Iterable[Entry]) -> dict[str, StepReplay]:
             s.status = {"retried": "waiting"}.get(kind, _FINAL.get(kind, kind))
             s.finished_at = e.time if kind != "retried" else None
     return steps
+
+
+def _target(data: str | None) -> str | None:
+    if data is None:
+        return None
+    value = json.loads(data)
+    return str(value["to"]) if isinstance(value, dict) and "to" in value else None
 
 
 def _error_text(data: str | None) -> str:
