@@ -19,7 +19,15 @@ from counterpoint.errors import (
     UnknownAgentKind,
     WorkflowInvalid,
 )
-from counterpoint.model.builder import WorkflowBuilder, ref
+from counterpoint.model.builder import (
+    WorkflowBuilder,
+    parallel,
+    phase,
+    phases,
+    ref,
+    sequence,
+    step,
+)
 from counterpoint.model.load import load, loads
 from counterpoint.model.workflow import AgentSpec, InputSpec, RetryPolicy, Step, Workflow
 from counterpoint.observe.base import RunObserver
@@ -66,9 +74,14 @@ __all__ = [
     "load",
     "loads",
     "open_store",
+    "parallel",
+    "phase",
+    "phases",
     "ref",
     "resume",
     "run",
     "run_sync",
+    "sequence",
     "simulate",
+    "step",
 ]

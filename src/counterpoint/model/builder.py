@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from counterpoint.durations import parse_duration
 from counterpoint.model.load import workflow_from_data
 from counterpoint.model.locate import NoPositions
 from counterpoint.model.workflow import Workflow
 
-__all__ = ["WorkflowBuilder", "ref"]
+__all__ = ["WorkflowBuilder", "parallel", "phase", "phases", "ref", "sequence", "step"]
 
 
 def ref(path: str) -> str:
@@ -95,24 +95,29 @@ class WorkflowBuilder:
         retries: int | dict[str, object] | None = None,
         timeout: float | str | None = None,
         description: str | None = None,
+        validate: Mapping[str, object] | None = None,
     ) -> str:
         """Add a step; returns its id, so it can be passed to ``needs`` of later steps."""
-        data: dict[str, object] = {"id": id, "agent": agent}
-        if needs:
-            data["needs"] = [needs] if isinstance(needs, str) else list(needs)
-        if input is not None:
-            data["input"] = input
-        if estimate is not None:
-            data["estimate"] = parse_duration(estimate) if isinstance(estimate, str) else estimate
-        for key, value in (
-            ("retries", retries),
-            ("timeout", timeout),
-            ("description", description),
-        ):
-            if value is not None:
-                data[key] = value
-        self._steps.append(data)
+        self._steps.append(
+            step(
+                id,
+                agent=agent,
+                needs=needs,
+                input=input,
+                estimate=estimate,
+                retries=retries,
+                timeout=timeout,
+                description=description,
+                validate=validate,
+            )
+        )
         return id
+
+    def add(self, item: Mapping[str, object]) -> str:
+        """Add an item made with ``step``, ``sequence``, ``parallel`` or ``phases``; returns
+        its id."""
+        self._steps.append(dict(item))
+        return _item_id(item)
 
     def output(self, step_id: str, *path: str | int) -> str:
         """The reference to a step's output (or a part of it)."""
@@ -129,3 +134,146 @@ class WorkflowBuilder:
             data["defaults"] = self._defaults
         data["steps"] = self._steps
         return workflow_from_data(data, NoPositions())
+
+
+# --- items for constructs: plain data, the same as the YAML ---------------------------------
+
+
+def step(
+    id: str,
+    *,
+    agent: str,
+    needs: Sequence[str] | str = (),
+    input: object = None,
+    estimate: float | str | None = None,
+    retries: int | Mapping[str, object] | None = None,
+    timeout: float | str | None = None,
+    description: str | None = None,
+    validate: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """A step, as an item of a construct (``sequence("s", step("a", agent="x"), ...)``)."""
+    data: dict[str, object] = {"id": id, "agent": agent}
+    if needs:
+        data["needs"] = [needs] if isinstance(needs, str) else list(needs)
+    if input is not None:
+        data["input"] = input
+    if estimate is not None:
+        data["estimate"] = parse_duration(estimate) if isinstance(estimate, str) else estimate
+    for key, value in (
+        ("retries", retries),
+        ("timeout", timeout),
+        ("description", description),
+        ("validate", validate),
+    ):
+        if value is not None:
+            data[key] = value
+    return data
+
+
+def _item_id(item: Mapping[str, object]) -> str:
+    for key in ("sequence", "parallel", "phases"):
+        block = item.get(key)
+        if isinstance(block, Mapping):
+            return str(block["id"])
+    return str(item["id"])
+
+
+def _block(id: str, needs: Sequence[str] | str, **fields: object) -> dict[str, object]:
+    data: dict[str, object] = {"id": id}
+    if needs:
+        data["needs"] = [needs] if isinstance(needs, str) else list(needs)
+    data.update({k: v for k, v in fields.items() if v is not None and v not in ({}, [])})
+    return data
+
+
+def sequence(
+    id: str,
+    *items: Mapping[str, object],
+    needs: Sequence[str] | str = (),
+    gate: Mapping[str, object] | None = None,
+    rollback: int | None = None,
+    description: str | None = None,
+) -> dict[str, object]:
+    """Items one after the other, each with a handoff package from those before."""
+    return {
+        "sequence": _block(
+            id,
+            needs,
+            steps=[dict(i) for i in items],
+            gate=gate,
+            rollback=rollback,
+            description=description,
+        )
+    }
+
+
+def parallel(
+    id: str,
+    *items: Mapping[str, object],
+    streams: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
+    sync_points: Mapping[str, Mapping[str, object]] | None = None,
+    conflicts: Mapping[str, object] | None = None,
+    shares: Mapping[str, int] | None = None,
+    needs: Sequence[str] | str = (),
+    gate: Mapping[str, object] | None = None,
+    description: str | None = None,
+) -> dict[str, object]:
+    """Independent ``items``, or named ``streams`` (each a sequence) with sync points."""
+    return {
+        "parallel": _block(
+            id,
+            needs,
+            steps=[dict(i) for i in items],
+            streams={k: [dict(i) for i in v] for k, v in (streams or {}).items()},
+            sync_points=dict(sync_points or {}),
+            conflicts=dict(conflicts) if conflicts else None,
+            shares=dict(shares or {}),
+            gate=gate,
+            description=description,
+        )
+    }
+
+
+def phase(
+    id: str,
+    *items: Mapping[str, object],
+    pattern: str = "hybrid",
+    streams: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
+    sync_points: Mapping[str, Mapping[str, object]] | None = None,
+    conflicts: Mapping[str, object] | None = None,
+    shares: Mapping[str, int] | None = None,
+    gate: Mapping[str, object] | None = None,
+    description: str | None = None,
+) -> dict[str, object]:
+    """One phase of ``phases``: ``pattern`` sequential, parallel or hybrid."""
+    return _block(
+        id,
+        (),
+        pattern=pattern,
+        steps=[dict(i) for i in items],
+        streams={k: [dict(i) for i in v] for k, v in (streams or {}).items()},
+        sync_points=dict(sync_points or {}),
+        conflicts=dict(conflicts) if conflicts else None,
+        shares=dict(shares or {}),
+        gate=gate,
+        description=description,
+    )
+
+
+def phases(
+    id: str,
+    *items: Mapping[str, object],
+    needs: Sequence[str] | str = (),
+    lookahead: bool = False,
+    description: str | None = None,
+) -> dict[str, object]:
+    """Phases in order (made with ``phase``), each after the one before passes its gate."""
+    return {
+        "phases": _block(
+            id,
+            needs,
+            phases=[dict(i) for i in items],
+            lookahead=lookahead or None,
+            description=description,
+        )
+    }
