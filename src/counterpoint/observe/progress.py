@@ -33,6 +33,7 @@ class _Counts(RunObserver):
     """Counts by state, kept up to date cheaply on every transition."""
 
     def __init__(self) -> None:
+        self.streams: dict[str, tuple[int, int]] = {}  # part/stream -> (done, total)
         self.total = 0
         self.done: dict[StepState, int] = dict.fromkeys(_STYLE, 0)
         self.running: dict[str, tuple[StepRecord, float]] = {}
@@ -101,6 +102,9 @@ class LiveProgress(_Counts):
                 )
             )
 
+    def stream_progress(self, part: str, stream: str, done: int, total: int) -> None:
+        self.streams[f"{part}/{stream}"] = (done, total)
+
     def run_finished(self, result: RunResult) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -131,7 +135,14 @@ class LiveProgress(_Counts):
                 Text("▸ " + rec.id, style="cyan"), rec.agent + attempt, format_duration(now - since)
             )
         more = len(self.running) - len(shown)
-        parts: list[RenderableType] = [head, bar, table]
+        parts: list[RenderableType] = [head, bar]
+        if self.streams:  # each stream's own progress
+            line = Text()
+            for name, (done, total) in self.streams.items():
+                style = "green" if done == total else "cyan"
+                line.append(f"{name} {done}/{total}  ", style=style)
+            parts.append(line)
+        parts.append(table)
         if more > 0:
             parts.append(Text(f"  … and {more} more running", style="dim"))
         return Group(*parts)
@@ -171,6 +182,13 @@ class PlainProgress(_Counts):
         elif self.finished >= self._next_report:
             self._next_report += max(1, self.total // 10)
             self.console.print(f"… {self.finished}/{self.total} steps done", highlight=False)
+
+    def stream_progress(self, part: str, stream: str, done: int, total: int) -> None:
+        self.streams[f"{part}/{stream}"] = (done, total)
+        if self.total <= PLAIN_EVERY_STEP_UP_TO or done == total:
+            self.console.print(
+                f"  [{part}/{stream}] {done} of {total} done", highlight=False, markup=False
+            )
 
     def event(self, time: float, step_id: str, name: str, data: Mapping[str, object]) -> None:
         if self.total <= PLAIN_EVERY_STEP_UP_TO:

@@ -481,12 +481,6 @@ class Engine:
         if c.outcome is Outcome.SUCCEEDED and (patterns is not None or journal is not None):
             c = self._vet(c)
         if c.outcome is Outcome.SUCCEEDED:
-            if patterns is not None:
-                patterns.succeeded(i, c.output)
-                stream = patterns.stream_done(i)
-                if stream is not None:
-                    for o in self.observers:
-                        o.stream_progress(stream.part, stream.name, stream.done, len(stream.steps))
             self.outputs[i] = c.output
             rec.output = c.output
             rec.status = StepState.SUCCEEDED
@@ -494,6 +488,12 @@ class Engine:
             sched.succeeded(i)
             for o in self.observers:
                 o.step_finished(rec)
+            if patterns is not None:
+                patterns.succeeded(i, c.output)
+                stream = patterns.stream_done(i)
+                if stream is not None:
+                    for o in self.observers:
+                        o.stream_progress(stream.part, stream.name, stream.done, len(stream.steps))
             return
         if c.outcome is Outcome.CANCELLED:
             rec.status = StepState.CANCELLED
