@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from counterpoint.model.workflow import (
     Conflicts,
+    ContextPolicy,
     Item,
     ParallelBlock,
     ParallelItem,
@@ -55,6 +56,7 @@ class Part:
     shares: dict[str, int] = field(default_factory=dict)
     sync_points: dict[str, SyncPoint] = field(default_factory=dict)
     lookahead: bool = False
+    context: ContextPolicy | None = None
 
 
 @dataclass(slots=True)
@@ -232,6 +234,7 @@ class _Compiler:
                 p,
                 gate=block.gate,
                 rollback=block.rollback,
+                context=block.context,
             )
         )
         ids = self.chain(block.steps, (*p, "steps"), part, [*block.needs, *extra], soft)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentSpec",
     "Conflicts",
+    "ContextPolicy",
     "Duration",
     "InputSpec",
     "Item",
@@ -177,13 +178,16 @@ class AgentSpec(_Model):
 
     kind: str
     description: str | None = None
+    input_schema: dict[str, JsonValue] | None = Field(
+        None, description="JSON Schema of what this agent accepts (checked at handoffs)"
+    )
     options: dict[str, object] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _collect_options(cls, value: object) -> object:
         if isinstance(value, dict) and "options" not in value:
-            own = {"kind", "description"}
+            own = {"kind", "description", "input_schema"}
             options = {k: v for k, v in value.items() if k not in own}
             return {k: v for k, v in value.items() if k in own} | {"options": options}
         return value
@@ -258,6 +262,16 @@ class RollbackPolicy(_Model):
         return value
 
 
+class ContextPolicy(_Model):
+    """How big a sequence's accumulated context may grow, and how it is kept small."""
+
+    budget: int | None = Field(None, ge=1, description="bytes of JSON; over it: summarise")
+    summarise: str | None = Field(None, description="module:function(context, budget) -> context")
+    by_reference: int = Field(
+        16384, ge=0, description="values larger than this (JSON bytes) are passed by reference"
+    )
+
+
 Pattern = Literal["sequential", "parallel", "hybrid"]
 
 
@@ -273,6 +287,7 @@ class SequenceBlock(_Block):
     steps: tuple[Item, ...] = Field(min_length=1)
     gate: Validation | None = None
     rollback: RollbackPolicy | None = None
+    context: ContextPolicy | None = None
 
 
 class ParallelBlock(_Block):

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
+
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.agents.python import import_function
 from counterpoint.errors import StepFailed
@@ -45,6 +47,19 @@ class Handoff:
     context: Mapping[str, object]  # the mapping outputs so far, merged (later keys win)
     validation: Mapping[str, object]  # {"checkpoint": id, "passed": bool} of the last handoff
     errors: tuple[str, ...] = ()  # earlier attempts' errors, and a rollback's reason
+
+    def resolve(self, value: object) -> object:
+        """A context value itself: large values are in the context by reference
+        (``"${{ steps.ID.output.KEY }}"``); this returns what it refers to."""
+        if isinstance(value, str) and value.startswith(_REF_PREFIX) and value.endswith(" }}"):
+            step, _, key = value[len(_REF_PREFIX) : -3].partition(".output.")
+            out = self.results.get(step)
+            if isinstance(out, dict) and key in out:
+                return out[key]
+        return value
+
+
+_REF_PREFIX = "${{ steps."
 
 
 @dataclass(slots=True)
@@ -96,6 +111,9 @@ class PatternRuntime:
         self.streams: list[_Stream] = []
         self.stream_of: dict[int, _Stream] = {}
         self.feedback: dict[int, list[str]] = {}
+        self.readiness: dict[int, tuple[str, str, jsonschema.protocols.Validator]] = {}
+        self.summarisers: dict[str, Callable[..., object]] = {}
+        self._events: list[tuple[int, str, dict[str, object]]] = []
         for part in self.plan.parts.values():
             if part.gate is not None:
                 self.gates[index[part.id]] = Checkpoint.build(
@@ -106,6 +124,15 @@ class PatternRuntime:
                 self.sequences[part.id] = seq
                 for k, i in enumerate(seq.members):
                     self.seq_of[i] = (seq, k)
+                    if k + 1 < len(seq.members):  # integration readiness of the next agent
+                        nxt = steps[seq.members[k + 1]]
+                        spec = workflow.agents.get(nxt.agent)
+                        if spec is not None and spec.input_schema is not None:
+                            kind = jsonschema.validators.validator_for(spec.input_schema)
+                            self.readiness[i] = (nxt.id, nxt.agent, kind(spec.input_schema))
+                policy = part.context
+                if policy is not None and policy.summarise:
+                    self.summarisers[part.id] = import_function(policy.summarise, base_dir)
             total_share = sum(part.shares.values())
             for name, ids in part.streams.items():
                 stream = _Stream(part.id, name, [index[s] for s in _leaves(ids, self.plan)])
@@ -159,25 +186,69 @@ class PatternRuntime:
         )
 
     def check(self, i: int, output: object) -> str | None:
-        """The reason ``output`` of step ``i`` fails its checkpoint, or ``None``."""
+        """The reason ``output`` of step ``i`` fails its checkpoint (or the next agent's
+        input schema), or ``None``."""
         cp = self.checkpoints[i]
-        if cp is None:
-            return None
-        try:
-            cp.check(output)
-        except CheckpointFailed as exc:
-            return str(exc)
+        if cp is not None:
+            try:
+                cp.check(output)
+            except CheckpointFailed as exc:
+                return str(exc)
+        ready = self.readiness.get(i)
+        if ready is not None:
+            next_id, agent, schema = ready
+            errors = [
+                f"{'/'.join(map(str, e.absolute_path)) or 'the output'}: {e.message}"
+                for e in schema.iter_errors(output)  # type: ignore[arg-type]
+            ]
+            if errors:
+                return (
+                    f"integration readiness: agent {agent!r} of the next step {next_id!r} "
+                    f"does not accept this output: {'; '.join(errors)}"
+                )
         return None
 
     def succeeded(self, i: int, output: object) -> None:
-        """Keep the sequence's context snapshot for the item after ``i``."""
+        """Keep the sequence's context snapshot for the item after ``i``: the outputs so far,
+        merged (each key once), large values by reference, within the context budget."""
         found = self.seq_of.get(i)
-        if found is not None:
-            seq, k = found
-            before = seq.snapshots[k]
-            after = {**before, **output} if isinstance(output, dict) else before
-            del seq.snapshots[k + 1 :]
-            seq.snapshots.append(after)
+        if found is None:
+            return
+        seq, k = found
+        before = seq.snapshots[k] if k < len(seq.snapshots) else seq.snapshots[-1]
+        after = before
+        if isinstance(output, dict) and output:
+            policy = seq.part.context
+            limit = policy.by_reference if policy is not None else 16384
+            step_id = self.graph.ids[i]
+            added = {key: _by_reference(step_id, key, v, limit) for key, v in output.items()}
+            after = {**before, **added}
+            if policy is not None and policy.budget is not None:
+                after = self._within_budget(i, seq, after, policy.budget)
+        del seq.snapshots[k + 1 :]
+        seq.snapshots.append(after)
+
+    def _within_budget(
+        self, i: int, seq: _Sequence, context: dict[str, object], budget: int
+    ) -> dict[str, object]:
+        size = len(json.dumps(context, default=repr))
+        if size <= budget:
+            return context
+        summarise = self.summarisers.get(seq.part.id)
+        if summarise is None:
+            self._events.append((i, "context-over-budget", {"bytes": size, "budget": budget}))
+            return context
+        smaller = summarise(dict(context), budget)
+        if not isinstance(smaller, dict):
+            raise StepFailed(f"{seq.part.id}: the summarise function must return a mapping")
+        after = len(json.dumps(smaller, default=repr))
+        self._events.append((i, "context-summarised", {"bytes": size, "now": after}))
+        return smaller
+
+    def take_events(self) -> list[tuple[int, str, dict[str, object]]]:
+        """Events the runtime noted (context summarised...), for the engine to publish."""
+        events, self._events = self._events, []
+        return events
 
     def rollback_target(self, i: int, error: str, started: Callable[[int], bool]) -> int | None:
         """The step to run again when step ``i`` failed for good, or ``None``: the previous
@@ -232,6 +303,15 @@ class _Results(Mapping[str, object]):
 
     def __len__(self) -> int:
         return len(self._ids)
+
+
+def _by_reference(step_id: str, key: str, value: object, limit: int) -> object:
+    if isinstance(value, str | int | float | bool) or value is None:
+        if not isinstance(value, str) or len(value) <= limit:
+            return value
+    elif len(json.dumps(value, default=repr)) <= limit:
+        return value
+    return f"{_REF_PREFIX}{step_id}.output.{key} }}}}"
 
 
 def _leaves(ids: list[str], plan: Plan) -> list[str]:

@@ -490,6 +490,8 @@ class Engine:
                 o.step_finished(rec)
             if patterns is not None:
                 patterns.succeeded(i, c.output)
+                for j, name, data in patterns.take_events():
+                    self._emit(self.graph.ids[j], name, data)
                 stream = patterns.stream_done(i)
                 if stream is not None:
                     for o in self.observers:
