@@ -24,6 +24,7 @@ if str(HERE) not in sys.path:  # when imported rather than run as a script
 
 import counterpoint  # noqa: E402
 import durable  # noqa: E402
+import handoff  # noqa: E402
 import overhead  # noqa: E402
 import scale  # noqa: E402
 import sleepy  # noqa: E402
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Bench] = {
     "sleepy": sleepy.bench,
     "stg": stg.bench,
     "durable": durable.bench,
+    "handoff": handoff.bench,
 }
 
 

@@ -68,6 +68,7 @@ class _Sequence:
     members: list[int]  # step indexes of its items (a construct item: its join step)
     snapshots: list[dict[str, object]]  # context before item k
     rollbacks: int = 0
+    position: dict[str, int] = field(default_factory=dict)  # item id -> k
 
 
 @dataclass(slots=True)
@@ -121,6 +122,7 @@ class PatternRuntime:
                 )
             if part.pattern == "sequential" and part.kind in ("sequence", "phase"):
                 seq = _Sequence(part, [index[m] for m in part.members], [{}])
+                seq.position = {m: k for k, m in enumerate(part.members)}
                 self.sequences[part.id] = seq
                 for k, i in enumerate(seq.members):
                     self.seq_of[i] = (seq, k)
@@ -179,7 +181,7 @@ class PatternRuntime:
             position=k,
             previous=ids[prev] if prev is not None else None,
             previous_output=self.outputs[prev] if prev is not None else None,
-            results=_Results(self, seq.members[:k]),
+            results=_Results(self, seq, k),
             context=seq.snapshots[k] if k < len(seq.snapshots) else seq.snapshots[-1],
             validation={"checkpoint": ids[prev], "passed": True} if prev is not None else {},
             errors=(*self.feedback.get(i, ()), *errors),
@@ -287,22 +289,27 @@ class PatternRuntime:
 
 
 class _Results(Mapping[str, object]):
-    """The outputs of a sequence's earlier items, read when asked (no copies)."""
+    """The outputs of a sequence's first ``k`` items, read when asked (no copies)."""
 
-    __slots__ = ("_ids", "_rt")
+    __slots__ = ("_k", "_rt", "_seq")
 
-    def __init__(self, rt: PatternRuntime, members: list[int]) -> None:
+    def __init__(self, rt: PatternRuntime, seq: _Sequence, k: int) -> None:
         self._rt = rt
-        self._ids = {rt.graph.ids[m]: m for m in members}
+        self._seq = seq
+        self._k = k
 
     def __getitem__(self, key: str) -> object:
-        return self._rt.outputs[self._ids[key]]
+        k = self._seq.position.get(key)
+        if k is None or k >= self._k:
+            raise KeyError(key)
+        return self._rt.outputs[self._seq.members[k]]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
+        ids = self._rt.graph.ids
+        return (ids[m] for m in self._seq.members[: self._k])
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._k
 
 
 def _by_reference(step_id: str, key: str, value: object, limit: int) -> object:
