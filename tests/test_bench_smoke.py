@@ -21,7 +21,14 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     figures = json.loads(out.read_text())
-    assert set(figures["benchmarks"]) == {"overhead", "scale", "sleepy", "stg", "durable", "handoff"}
+    assert set(figures["benchmarks"]) == {
+        "overhead",
+        "scale",
+        "sleepy",
+        "stg",
+        "durable",
+        "handoff",
+    }
     stg = figures["benchmarks"]["stg"]
     assert stg["infeasible_schedules"] == 0
     assert stg["importer"].startswith("agrees with the bench's own parser on 36/36")
