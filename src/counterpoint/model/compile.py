@@ -371,7 +371,7 @@ class _Compiler:
                 self.join(sub, pp)
             part.members.append(phase.id)
             before, before_soft = [phase.id], ()
-        part.exits = before
+        part.exits = list(part.members)  # with lookahead a later phase may end first
         return self.join(part, p)
 
 
