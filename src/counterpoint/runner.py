@@ -149,7 +149,10 @@ async def _start_journal(
             definition=text,
             inputs=values,
             options=dataclasses.asdict(options),
-            agents={s.id: s.agent for s in wf.steps},
+            agents={
+                s.id: s.agent if s.agent != JOIN_AGENT else f"<{wf.plan.parts[s.id].kind}>"
+                for s in wf.steps
+            },
             created_at=time.time(),
             pid=os.getpid(),
             host=socket.gethostname(),
