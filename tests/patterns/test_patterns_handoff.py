@@ -91,7 +91,7 @@ def test_each_item_gets_its_handoff_package(ws: Workspace) -> None:
         "previous_output": {"x": 1, "y": 1},
         "results": {"a": {"x": 1, "y": 1}},
         "context": {"x": 1, "y": 1},
-        "validation": {"checkpoint": "a", "passed": True},
+        "validation": {"checkpoint": "a", "checked": False, "passed": True},
         "errors": [],
     }
     assert seen["c"] == {
@@ -101,7 +101,7 @@ def test_each_item_gets_its_handoff_package(ws: Workspace) -> None:
         "previous_output": {"y": 2, "z": 3},
         "results": {"a": {"x": 1, "y": 1}, "b": {"y": 2, "z": 3}},
         "context": {"x": 1, "y": 2, "z": 3},  # later keys win
-        "validation": {"checkpoint": "b", "passed": True},
+        "validation": {"checkpoint": "b", "checked": True, "passed": True},
         "errors": [],
     }
     assert seen["d"] == {
@@ -111,7 +111,7 @@ def test_each_item_gets_its_handoff_package(ws: Workspace) -> None:
         "previous_output": "done",
         "results": {"a": {"x": 1, "y": 1}, "b": {"y": 2, "z": 3}, "c": "done"},
         "context": {"x": 1, "y": 2, "z": 3},  # a text output adds nothing to the context
-        "validation": {"checkpoint": "c", "passed": True},
+        "validation": {"checkpoint": "c", "checked": False, "passed": True},
         "errors": [],
     }
     assert result.outputs["seq"] == {"x": 4}

@@ -122,6 +122,7 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
 
 def _checkpoint_problems(workflow: Workflow, where: Locator, base_dir: Path) -> Iterable[Problem]:
     """Schemas, models and functions of checkpoints and gates that cannot be used."""
+    from counterpoint.agents.python import import_function
     from counterpoint.errors import AgentConfigError
     from counterpoint.patterns.validation import Checkpoint
 
@@ -136,6 +137,13 @@ def _checkpoint_problems(workflow: Workflow, where: Locator, base_dir: Path) -> 
         for part in plan.parts.values()
         if part.gate is not None
     ]
+    for part in plan.parts.values():  # merge functions of conflicts
+        if part.conflicts is not None and part.conflicts.merge is not None:
+            try:
+                import_function(part.conflicts.merge, base_dir)
+            except AgentConfigError as exc:
+                loc = (*part.path, "conflicts", "merge")
+                yield where.problem(loc, f"{part.kind} {part.id!r}: conflicts.merge: {exc}")
     for loc, what, spec in found:
         try:
             Checkpoint.build(what, spec, base_dir)

@@ -45,7 +45,7 @@ class Handoff:
     previous_output: object
     results: Mapping[str, object]  # id -> output, every earlier item of the sequence
     context: Mapping[str, object]  # the mapping outputs so far, merged (later keys win)
-    validation: Mapping[str, object]  # {"checkpoint": id, "passed": bool} of the last handoff
+    validation: Mapping[str, object]  # {"checkpoint": id, "checked": bool, "passed": True}
     errors: tuple[str, ...] = ()  # earlier attempts' errors, and a rollback's reason
 
     def resolve(self, value: object) -> object:
@@ -183,7 +183,15 @@ class PatternRuntime:
             previous_output=self.outputs[prev] if prev is not None else None,
             results=_Results(self, seq, k),
             context=seq.snapshots[k] if k < len(seq.snapshots) else seq.snapshots[-1],
-            validation={"checkpoint": ids[prev], "passed": True} if prev is not None else {},
+            validation=(
+                {
+                    "checkpoint": ids[prev],
+                    "checked": self.checkpoints[prev] is not None or prev in self.readiness,
+                    "passed": True,
+                }
+                if prev is not None
+                else {}
+            ),
             errors=(*self.feedback.get(i, ()), *errors),
         )
 

@@ -483,6 +483,7 @@ class Engine:
         if c.outcome is Outcome.SUCCEEDED:
             self.outputs[i] = c.output
             rec.output = c.output
+            rec.error = None  # earlier attempts' errors stay in rec.errors
             rec.status = StepState.SUCCEEDED
             rec.end = c.finished - self._t0
             sched.succeeded(i)
