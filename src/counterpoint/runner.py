@@ -98,7 +98,7 @@ async def run(
     inputs: Mapping[str, object] | None = None,
     max_concurrency: int | None = None,
     fail_fast: bool = False,
-    priority: Priority = "critical-path",
+    priority: Priority = "planned",
     observers: Sequence[RunObserver] = (),
     run_id: str | None = None,
     seed: int | None = None,
@@ -275,7 +275,7 @@ async def resume(
     options = RunOptions(
         max_concurrency if max_concurrency is not None else saved.get("max_concurrency"),  # type: ignore[arg-type]
         fail_fast if fail_fast is not None else bool(saved.get("fail_fast")),
-        priority or saved.get("priority", "critical-path"),  # type: ignore[arg-type]
+        priority or saved.get("priority", "planned"),  # type: ignore[arg-type]
         seed if seed is not None else saved.get("seed"),  # type: ignore[arg-type]
     )
     journal = Journal(store, info.run_id, seq=entries[-1].seq if entries else 0)
@@ -330,7 +330,7 @@ async def simulate(
     workflow: Workflow | str | Path,
     *,
     workers: int | None = None,
-    priority: Priority = "critical-path",
+    priority: Priority = "planned",
     observers: Sequence[RunObserver] = (),
 ) -> RunResult:
     """Run on the virtual clock: every step takes its estimate, no agent is called."""

@@ -75,6 +75,8 @@ def test_plan_json(reports: Results) -> None:
     proc = reports["plan_json"]
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
+    planning = data.pop("planning")
+    assert (planning["rule"], planning["expected_makespan_s"]) == ("critical-path", 10.0)
     assert data == {
         "workflow": "dag",
         "steps": 5,
@@ -147,10 +149,14 @@ def test_simulate_two_workers_json_schedule(reports: Results) -> None:
     proc = reports["simulate_json"]
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
+    planning = data.pop("planning")
+    assert planning["rule"] == "critical-path"  # nothing the planner tried beats it here
+    assert planning["expected_makespan_s"] == 10.0
+    assert planning["lower_bound_s"] == 9.0
     assert data == {
         "workflow": "dag",
         "workers": 2,
-        "priority": "critical-path",
+        "priority": "planned",
         "makespan_s": 10.0,
         "critical_path_s": 9.0,
         "total_work_s": 15.0,

@@ -687,6 +687,7 @@ def test_run_result_to_json_shape() -> None:
         "makespan_s",
         "counts",
         "parts",
+        "planning",
         "steps",
         "events",
     }

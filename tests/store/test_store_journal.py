@@ -61,7 +61,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
     assert all(before - 1 <= e.time <= after + 1 for e in entries)
     data = [None if e.data is None else json.loads(e.data) for e in entries]
     assert data == [
-        {"max_concurrency": None, "fail_fast": False, "priority": "critical-path", "seed": None},
+        {"max_concurrency": None, "fail_fast": False, "priority": "planned", "seed": None},
         None,
         {"id": "a", "input": "héllo"},
         None,
@@ -83,7 +83,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
     assert info.options == {
         "max_concurrency": None,
         "fail_fast": False,
-        "priority": "critical-path",
+        "priority": "planned",
         "seed": None,
     }
     assert info.fingerprint == hashlib.sha256(info.definition.encode()).hexdigest()

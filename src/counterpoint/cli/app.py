@@ -48,6 +48,7 @@ from counterpoint.runner import run as run_workflow
 from counterpoint.runner import simulate as simulate_workflow
 from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.engine import Engine
+from counterpoint.scheduler.planning import choose_priority
 from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.store import MemoryStore, RunInfo, StepReplay, Store, open_store, replay
 
@@ -70,6 +71,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class PriorityRule(StrEnum):
+    planned = "planned"
     critical_path = "critical-path"
     fifo = "fifo"
 
@@ -177,8 +179,12 @@ def run(
         typer.Option("--fail-fast", help="Stop everything at the first step that fails for good."),
     ] = False,
     priority: Annotated[
-        PriorityRule, typer.Option(help="Which released step starts first.")
-    ] = PriorityRule.critical_path,
+        PriorityRule,
+        typer.Option(
+            help="Which released step starts first: planned (the best of several rules, "
+            "simulated before the run), critical-path or fifo."
+        ),
+    ] = PriorityRule.planned,
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -355,10 +361,11 @@ def plan(
             "workers": workers,
             "unestimated_steps": stats.unestimated,
             "parts": wf.plan.describe(),
+            "planning": _choice(graph, workers),
         }
         _print_json(data)
         return
-    print_plan(out, wf.name, stats, workers)
+    print_plan(out, wf.name, stats, workers, _choice(graph, workers))
     print_structure(out, wf.plan.describe())
 
 
@@ -373,8 +380,12 @@ def simulate(
     ] = None,
     json_out: JsonOpt = False,
     priority: Annotated[
-        PriorityRule, typer.Option(help="Which released step starts first.")
-    ] = PriorityRule.critical_path,
+        PriorityRule,
+        typer.Option(
+            help="Which released step starts first: planned (the best of several rules, "
+            "simulated before the run), critical-path or fifo."
+        ),
+    ] = PriorityRule.planned,
 ) -> None:
     """Run on the virtual clock (each step takes its estimate): makespan and lower bound."""
     wf = _load(file)
@@ -394,6 +405,7 @@ def simulate(
             "ratio_to_lower_bound": result.makespan_s / bound if bound > 0 else 1.0,
             "steps": {k: {"start_s": r.start, "end_s": r.end} for k, r in result.steps.items()},
             "parts": result.parts,
+            "planning": result.planning,
         }
         _print_json(data)
         return
@@ -533,6 +545,22 @@ def show(run_id: RunIdArg, json_out: JsonOpt = False, store: StoreOpt = None) ->
         _print_json(data)
         return
     print_run(out, info, states)
+
+
+def _choice(graph: Graph, workers: int | None) -> dict[str, object] | None:
+    """The planner's choice for ``workers`` (None without a limit: nothing to choose)."""
+    if not workers:
+        return None
+    c = choose_priority(graph, workers)
+    return {
+        "rule": c.rule,
+        "expected_makespan_s": c.makespan,
+        "critical_path_rule_makespan_s": c.baseline_makespan,
+        "lower_bound_s": c.lower_bound,
+        "proven_optimal": c.proven_optimal,
+        "schedules_tried": c.tried,
+        "planning_s": c.elapsed_s,
+    }
 
 
 def _run_json(info: RunInfo) -> dict[str, object]:

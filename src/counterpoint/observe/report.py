@@ -92,8 +92,15 @@ def _short(text: str | None, limit: int = 100) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def print_plan(console: Console, name: str, stats: GraphStats, workers: int | None) -> None:
-    """The shape of a workflow: levels, width, critical path, work, parallelism."""
+def print_plan(
+    console: Console,
+    name: str,
+    stats: GraphStats,
+    workers: int | None,
+    planning: Mapping[str, object] | None = None,
+) -> None:
+    """The shape of a workflow: levels, width, critical path, work, parallelism; with
+    ``planning``, the priority rule chosen for ``workers`` and the makespan it expects."""
     console.print(Text(name, style="bold"))
     rows = [
         ("steps", f"{stats.steps} ({stats.edges} dependencies)"),
@@ -117,6 +124,11 @@ def print_plan(console: Console, name: str, stats: GraphStats, workers: int | No
             ),
         ),
     ]
+    if planning:
+        expected = planning["expected_makespan_s"]
+        assert isinstance(expected, float | int)
+        rows.append(("expected makespan", f"{format_duration(float(expected))} ({expected:.6g}s)"))
+        rows += _planning_rows(planning)
     if stats.unestimated:
         rows.append(("note", f"{stats.unestimated} steps have no estimate; 1s assumed"))
     _rows(console, rows)
@@ -140,9 +152,32 @@ def print_simulation(
         ),
         ("makespan / bound", f"{ratio:.4f}"),
     ]
+    rows += _planning_rows(result.planning)
     if stats.unestimated:
         rows.append(("note", f"{stats.unestimated} steps have no estimate; 1s assumed"))
     _rows(console, rows)
+
+
+def _planning_rows(planning: Mapping[str, object] | None) -> list[tuple[str, str]]:
+    """What the planner chose, and what the plain critical-path rule would have given."""
+    if not planning:
+        return []
+    tried = planning["schedules_tried"]
+    took = planning["planning_s"]
+    assert isinstance(took, float | int)
+    base = planning["critical_path_rule_makespan_s"]
+    expected = planning["expected_makespan_s"]
+    assert isinstance(base, float | int) and isinstance(expected, float | int)
+    proven = " (proven optimal: it reaches the lower bound)" if planning["proven_optimal"] else ""
+    return [
+        ("priority rule", f"{planning['rule']}{proven}"),
+        (
+            "planning",
+            f"{tried} schedule{'s' if tried != 1 else ''} simulated in "
+            f"{format_duration(float(took))}; the critical-path "
+            f"rule alone gives {format_duration(float(base))} ({float(base):.6g}s)",
+        ),
+    ]
 
 
 def _rows(console: Console, rows: list[tuple[str, str]]) -> None:

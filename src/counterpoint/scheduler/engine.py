@@ -31,13 +31,16 @@ from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
+from counterpoint.scheduler.planning import PlanChoice, choose_priority
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
 from counterpoint.store.replay import StepReplay
 
 __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
-Priority = Literal["critical-path", "fifo"]
+Priority = Literal["planned", "critical-path", "fifo"]
+"""Which released step starts first: ``planned`` (the best of several rules, simulated
+before the run), ``critical-path`` (longest estimated path to the end), or ``fifo``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ class RunOptions:
 
     max_concurrency: int | None = None
     fail_fast: bool = False
-    priority: Priority = "critical-path"
+    priority: Priority = "planned"
     seed: int | None = None
 
 
@@ -134,24 +137,8 @@ class Engine:
         self.error: str | None = None  # why the run stopped, when the store failed it
         done = self._restore(restored) if restored else ()
         self._base_attempts = [r.attempts for r in self.records]  # retries count from here
-        priority = upward_ranks(self.graph) if self.options.priority == "critical-path" else None
-        groups: list[int] | None = None
-        caps: list[int | None] = []
-        if self.patterns is not None and any(s.cap for s in self.patterns.streams):
-            groups = [-1] * len(steps)
-            for g, stream in enumerate(self.patterns.streams):
-                caps.append(stream.cap)
-                for i in stream.steps:
-                    groups[i] = g
-        self.scheduler = Scheduler(
-            self.graph,
-            priority,
-            max_conc,
-            done,
-            note_releases=journal is not None,
-            groups=groups,
-            caps=caps,
-        )
+        self.planning: PlanChoice | None = None
+        self.scheduler = self._make_scheduler(max_conc, done)
         self._rng = random.Random(self.options.seed)
         self._inbox: deque[Completion | int] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -165,6 +152,33 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
+
+    def _make_scheduler(self, max_conc: int | None, done: Sequence[int]) -> Scheduler:
+        """The pure scheduler, with the priorities of the chosen rule and streams' caps."""
+        steps = self.workflow.steps
+        priority: list[float] | None = None
+        if self.options.priority == "planned":
+            self.planning = choose_priority(self.graph, max_conc)
+            priority = self.planning.priority
+        elif self.options.priority == "critical-path":
+            priority = upward_ranks(self.graph)
+        groups: list[int] | None = None
+        caps: list[int | None] = []
+        if self.patterns is not None and any(s.cap for s in self.patterns.streams):
+            groups = [-1] * len(steps)
+            for g, stream in enumerate(self.patterns.streams):
+                caps.append(stream.cap)
+                for i in stream.steps:
+                    groups[i] = g
+        return Scheduler(
+            self.graph,
+            priority,
+            max_conc,
+            done,
+            note_releases=self.journal is not None,
+            groups=groups,
+            caps=caps,
+        )
 
     def _parts(self) -> dict[str, dict[str, object]]:
         """Each construct's pattern, status and times (its first step's start, its end)."""
@@ -200,6 +214,20 @@ class Engine:
                 }
             out[pid] = entry
         return out
+
+    def _planning_json(self) -> dict[str, object] | None:
+        choice = self.planning
+        if choice is None:
+            return None
+        return {
+            "rule": choice.rule,
+            "expected_makespan_s": choice.makespan,
+            "critical_path_rule_makespan_s": choice.baseline_makespan,
+            "lower_bound_s": choice.lower_bound,
+            "proven_optimal": choice.proven_optimal,
+            "schedules_tried": choice.tried,
+            "planning_s": choice.elapsed_s,
+        }
 
     def _end_of(self, i: int) -> float | None:
         return self.records[i].end
@@ -252,6 +280,7 @@ class Engine:
             error=self.error,
             store=self.journal.store.location if self.journal is not None else None,
             parts=self._parts(),
+            planning=self._planning_json(),
         )
         for o in self.observers:
             o.run_finished(result)

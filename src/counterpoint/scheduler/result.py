@@ -74,6 +74,7 @@ class RunResult:
     error: str | None = None  # why the run stopped early, beyond its steps (a store failure)
     store: str | None = None  # where the run is journaled, when it is
     parts: dict[str, dict[str, object]] = field(default_factory=dict)  # constructs
+    planning: dict[str, object] | None = None  # the priority rule chosen before the run
 
     def __repr__(self) -> str:  # short: asyncio may repr a task's result, and runs are big
         return (
@@ -122,6 +123,7 @@ class RunResult:
             "makespan_s": self.makespan_s,
             "counts": {s.value: self.count(s) for s in StepState if self.count(s)},
             "parts": self.parts,
+            "planning": self.planning,
             "steps": steps,
             "events": [
                 {"time_s": e.time, "step": e.step_id, "name": e.name, "data": e.data}
