@@ -40,6 +40,16 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
         for loc, message in check_agent(name, spec, base_dir):
             problems.append(where.problem(("agents", name, *loc), message, key=bool(loc)))
     problems.extend(_checkpoint_problems(workflow, where, base_dir))
+    if (
+        workflow.resources.pools
+        or workflow.resources.rate_limits
+        or any(s.uses for s in workflow.steps)
+    ):
+        from counterpoint.scheduler.resources import compile_demands
+
+        _, found = compile_demands(workflow.resources, workflow.steps)
+        for i, inner, message, key in found:
+            problems.append(where.problem((*plan.path(i), *inner), message, key=key))
 
     index: dict[str, int] = {}
     for i, step in enumerate(workflow.steps):

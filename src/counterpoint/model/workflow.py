@@ -41,7 +41,10 @@ __all__ = [
     "ParallelBlock",
     "Phase",
     "PhasesBlock",
+    "Pool",
     "Quality",
+    "RateLimit",
+    "Resources",
     "RetryPolicy",
     "RollbackPolicy",
     "SequenceBlock",
@@ -193,6 +196,143 @@ class AgentSpec(_Model):
         return value
 
 
+_AMOUNT = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*")
+_UNITS = {
+    "": 1.0,
+    "k": 1e3,
+    "m": 1e6,
+    "b": 1.0,
+    "kb": 1e3,
+    "mb": 1e6,
+    "gb": 1e9,
+    "tb": 1e12,
+    "kib": 2.0**10,
+    "mib": 2.0**20,
+    "gib": 2.0**30,
+    "tib": 2.0**40,
+}
+_INTERVALS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "day": 86400.0,
+    "d": 86400.0,
+}
+
+
+def parse_amount(value: object) -> float:
+    """``2``, ``1.5``, ``4GiB``, ``512MiB``, ``90k``: a non-negative quantity."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"bad amount {str(value).lower()}: write a number, or one with a unit (4GiB)"
+        )
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"bad amount {value}: it cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        m = _AMOUNT.fullmatch(value)
+        if m and m.group(2).lower() in _UNITS:
+            return float(m.group(1)) * _UNITS[m.group(2).lower()]
+    raise ValueError(
+        f"bad amount {value!r}: write a number, or one with a unit (k, M, KB, MB, GB, KiB, "
+        "MiB, GiB)"
+    )
+
+
+Amount = Annotated[float, BeforeValidator(parse_amount)]
+
+
+def _demand(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: parse_amount(v) for k, v in value.items()}
+    return parse_amount(value)
+
+
+DemandAmount = Annotated[float | dict[str, float], BeforeValidator(_demand)]
+"""An amount (``2``, ``4GiB``) or one per dimension (``{cpu: 2, memory: 4GiB}``)."""
+
+
+def parse_rate(value: object) -> tuple[float, float]:
+    """``500/min``, ``10/s``, ``90k/min``: (amount, interval in seconds)."""
+    if isinstance(value, str) and "/" in value:
+        amount, _, per = value.partition("/")
+        per = per.strip()
+        count = per.rstrip("abcdefghijklmnopqrstuvwxyz") if per[:1].isdigit() else ""
+        unit = per[len(count) :].strip() if count else per
+        try:
+            n = parse_amount(amount.strip())
+        except ValueError:
+            n = -1.0
+        if n > 0 and unit in _INTERVALS:
+            return n, _INTERVALS[unit] * (float(count) if count else 1.0)
+    raise ValueError(f"bad rate {value!r}: write an amount per interval (500/min, 10/s, 90k/h)")
+
+
+class Pool(_Model):
+    """A resource with a capacity: a count (``db: 2``) or several weighted dimensions
+    (``machine: {cpu: 8, memory: 32GiB}``)."""
+
+    capacity: dict[str, Amount]
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            return {"capacity": {"slots": value}}
+        if isinstance(value, dict) and "capacity" not in value:
+            extra = {k: v for k, v in value.items() if k != "description"}
+            return {
+                "capacity": extra,
+                **({"description": value["description"]} if "description" in value else {}),
+            }
+        return value
+
+
+class RateLimit(_Model):
+    """At most an amount per interval in each dimension (``requests: 500/min``, ``tokens:
+    90k/min``), over any sliding window; with ``burst``, a token bucket of that size instead."""
+
+    limits: dict[str, tuple[float, float]]  # dimension -> (amount, interval s)
+    burst: dict[str, Amount] = Field(default_factory=dict)
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {"limits": {"requests": parse_rate(value)}}
+        if isinstance(value, dict) and "limits" not in value:
+            limits = {
+                k: parse_rate(v) for k, v in value.items() if k not in ("burst", "description")
+            }
+            burst = value.get("burst", {})
+            if isinstance(burst, int | float | str) and not isinstance(burst, bool):
+                if len(limits) != 1:
+                    raise ValueError(
+                        "burst: give it per dimension ({requests: 50, tokens: 20k}) when the "
+                        "limit has several"
+                    )
+                burst = {next(iter(limits)): burst}
+            out: dict[str, object] = {"limits": limits, "burst": burst}
+            if "description" in value:
+                out["description"] = value["description"]
+            return out
+        return value
+
+
+class Resources(_Model):
+    """What steps share: pools with capacities, and rate limits."""
+
+    pools: dict[str, Pool] = Field(default_factory=dict)
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+
+
 class Quality(_Model):
     """A quality standard: a score (a reference into the output, or a function of it) that
     must reach a threshold, or a predicate that must hold."""
@@ -228,6 +368,7 @@ class Step(_Model):
     timeout: Duration | None = None
     description: str | None = None
     validate_: Validation | None = Field(None, alias="validate")
+    uses: dict[str, DemandAmount] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -373,6 +514,7 @@ class Workflow(_Model):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     defaults: StepDefaults = StepDefaults()
     max_concurrency: int | None = Field(None, ge=1)
+    resources: Resources = Resources()
     items: tuple[Item, ...] = Field(alias="steps")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from enum import Enum
 
 from counterpoint.graph.dag import Graph
+from counterpoint.scheduler.resources import ResourceManager
 
 __all__ = ["Scheduler", "StepState"]
 
@@ -60,6 +61,7 @@ class Scheduler:
         "open",
         "priority",
         "released",
+        "resources",
         "running",
         "state",
         "waiting_on",
@@ -74,11 +76,13 @@ class Scheduler:
         note_releases: bool = False,
         groups: Sequence[int] | None = None,
         caps: Sequence[int | None] = (),
+        resources: ResourceManager | None = None,
     ) -> None:
         """``done``: steps that already succeeded (a resumed run); they never start again.
         ``note_releases``: keep every step released in ``released`` (for a journal).
         ``groups``: a group number per step (-1: none) whose running steps are limited by
-        ``caps[group]`` (streams' shares of the concurrency)."""
+        ``caps[group]`` (streams' shares of the concurrency). ``resources``: pools and rate
+        limits every admission must fit (see ``scheduler.resources``)."""
         n = len(graph)
         self.graph = graph
         self.priority = list(priority) if priority is not None else [0.0] * n
@@ -90,6 +94,7 @@ class Scheduler:
         self.group_of: Sequence[int] | None = groups
         self.caps: list[int | None] = list(caps)
         self.group_running: list[int] = [0] * len(self.caps)
+        self.resources = resources
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
         if done:
@@ -132,12 +137,14 @@ class Scheduler:
                 f"step {self.graph.ids[i]!r} is {self.state[i].value}, expected {state.value}"
             )
 
-    def take(self) -> list[int]:
-        """Released steps to start now, highest priority first, within the limit (and the
-        caps of their groups)."""
+    def take(self, now: float = 0.0) -> list[int]:
+        """Released steps to start now, highest priority first, within the limit, the caps
+        of their groups and the resources (``now``: the clock's time, for rate limits)."""
         heap = self._heap
         free = self.limit - self.running
         started: list[int] = []
+        if self.resources is not None:
+            return self._take_with_resources(now)
         if self.group_of is None:
             while heap and free > 0:
                 i = heapq.heappop(heap)[2]
@@ -165,7 +172,48 @@ class Scheduler:
         self.running += len(started)
         return started
 
+    def _take_with_resources(self, now: float) -> list[int]:
+        """``take`` with atomic admission: a step starts only if all its demands fit; one
+        passed over too often makes the steps competing with it for a pool wait (aging)."""
+        res = self.resources
+        assert res is not None
+        heap, state = self._heap, self.state
+        groups, caps, busy = self.group_of, self.caps, self.group_running
+        free = self.limit - self.running
+        started: list[int] = []
+        held: list[tuple[float, int, int]] = []
+        blockers: list[int] = []
+        while heap and free > 0:
+            entry = heapq.heappop(heap)
+            i = entry[2]
+            g = groups[i] if groups is not None else -1
+            cap = caps[g] if g >= 0 else None
+            if cap is not None and busy[g] >= cap:
+                held.append(entry)
+                continue
+            if blockers and any(res.competes(b, i) for b in blockers):
+                held.append(entry)  # an aged step wants this pool first
+                continue
+            if not res.fits(i, now):
+                res.passed_over(i, now)
+                held.append(entry)
+                if res.aged(i):
+                    blockers.append(i)
+                continue
+            res.acquire(i, now)
+            if g >= 0:
+                busy[g] += 1
+            state[i] = _X
+            started.append(i)
+            free -= 1
+        for entry in held:
+            heapq.heappush(heap, entry)
+        self.running += len(started)
+        return started
+
     def _free(self, i: int) -> None:
+        if self.resources is not None:
+            self.resources.release(i)
         self.running -= 1
         if self.group_of is not None:
             g = self.group_of[i]

@@ -32,6 +32,7 @@ from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.planning import PlanChoice, choose_priority
+from counterpoint.scheduler.resources import ResourceManager, compile_demands
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
 from counterpoint.store.replay import StepReplay
@@ -143,6 +144,8 @@ class Engine:
         self._inbox: deque[Completion | int] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._retry_timers: dict[int, Timer] = {}
+        self._rate_timer: Timer | None = None
+        self._rate_at = 0.0
         self._t0 = self._t_end = self._wall0 = 0.0
         self._pattern: str | None = None
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store"] = ""
@@ -170,6 +173,12 @@ class Engine:
                 caps.append(stream.cap)
                 for i in stream.steps:
                     groups[i] = g
+        self.resources: ResourceManager | None = None
+        wf = self.workflow
+        if wf.resources.pools or wf.resources.rate_limits:
+            demands, _ = compile_demands(wf.resources, steps)
+            if any(d is not None for d in demands):
+                self.resources = ResourceManager(wf.resources, demands, self.clock.now())
         return Scheduler(
             self.graph,
             priority,
@@ -178,6 +187,7 @@ class Engine:
             note_releases=self.journal is not None,
             groups=groups,
             caps=caps,
+            resources=self.resources,
         )
 
     def _parts(self) -> dict[str, dict[str, object]]:
@@ -266,6 +276,8 @@ class Engine:
             finally:
                 for timer in self._retry_timers.values():
                     timer.cancel()
+                if self._rate_timer is not None:
+                    self._rate_timer.cancel()
                 await self.backend.aclose()
         result = RunResult(
             run_id=self.run_id,
@@ -294,7 +306,9 @@ class Engine:
             if self._stop_reason and not self._stopping:
                 self._stop()
                 continue  # stopping may have finished the run (only retries were waiting)
-            started = sched.take()
+            started = sched.take(self.clock.now())
+            if self.resources is not None:
+                self._wake_for_rates()
             if started:
                 jobs = self._start_all(started)
                 # successes durable before dependents start; attempts before their agents run
@@ -318,6 +332,25 @@ class Engine:
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
+
+    def _wake_for_rates(self) -> None:
+        """Steps wait for a rate limit: wake the loop when the first of them may start."""
+        assert self.resources is not None
+        when = self.resources.next_wake()
+        if when is None:
+            return
+        timer = self._rate_timer
+        if timer is not None:
+            if self._rate_at <= when + 1e-12:
+                return  # an earlier wake-up is set
+            timer.cancel()
+        now = self.clock.now()
+        self._rate_at = when
+        self._rate_timer = self.clock.call_later(max(0.0, when - now), self._rate_due)
+
+    def _rate_due(self) -> None:
+        self._rate_timer = None
+        self._post(-1)
 
     async def _commit(self) -> bool:
         """Journal what happened since the last commit; on a store failure, stop the run."""
@@ -400,6 +433,8 @@ class Engine:
         inbox = self._inbox
         while inbox:
             item = inbox.popleft()
+            if item == -1:  # a rate limit allows more now: the loop takes again
+                continue
             if isinstance(item, int):
                 self._retry_timers.pop(item, None)
                 self.scheduler.retry_now(item)
