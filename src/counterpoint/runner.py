@@ -182,6 +182,7 @@ async def _drive(
     on_engine: Callable[[Engine], None] | None,
     journal: Journal | None,
     restored: Mapping[str, object] | None = None,
+    spent: Mapping[str, float] | None = None,
 ) -> RunResult:
     clk = clock or RealClock()
     with frozen_gc():
@@ -196,6 +197,7 @@ async def _drive(
             run_id=run_id,
             journal=journal,
             restored=restored,  # type: ignore[arg-type]
+            spent=spent,
         )
         if on_engine is not None:
             on_engine(engine)
@@ -278,6 +280,11 @@ async def resume(
         priority or saved.get("priority", "planned"),  # type: ignore[arg-type]
         seed if seed is not None else saved.get("seed"),  # type: ignore[arg-type]
     )
+    spent: dict[str, float] = {}  # what earlier sessions charged to budgets
+    for e in entries:
+        if e.kind == "charged" and e.data is not None:
+            charged = json.loads(e.data)
+            spent[charged["budget"]] = spent.get(charged["budget"], 0.0) + charged["amount"]
     journal = Journal(store, info.run_id, seq=entries[-1].seq if entries else 0)
     journal.event(
         None, "run-started", {**dataclasses.asdict(options), "resumed": True}, attempt=sessions + 1
@@ -302,6 +309,7 @@ async def resume(
         on_engine,
         journal,
         replay(entries),
+        spent,
     )
 
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "AgentKind", "EmitFn", "StepContext", "idempotency_key"]
 
 EmitFn = Callable[[str, str, Mapping[str, object]], None]
+ChargeFn = Callable[[str, str, Mapping[str, float]], None]
+"""``charge(step_id, resource, amounts)``: what a step measured it used."""
 """``emit(step_id, event_name, data)``: how a context hands events to the engine."""
 
 _log = logging.getLogger("counterpoint.agent")
@@ -53,6 +55,7 @@ class StepContext:
     base_dir: Path = field(default_factory=Path.cwd)
     handoff: Handoff | None = None  # for an item of a sequence: what came before it
     _emit: EmitFn = _no_emit
+    _charge: ChargeFn | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -67,6 +70,16 @@ class StepContext:
     def emit(self, name: str, data: Mapping[str, object] | None = None) -> None:
         """Publish an event from this step (recorded with the run, seen by observers)."""
         self._emit(self.step_id, name, data or {})
+
+    def charge(self, resource: str, amount: float | Mapping[str, float]) -> None:
+        """Report what this step measured it used of a budget or a rate limit (tokens an
+        LLM call took, its cost): ``ctx.charge("llm", {"tokens": 5200})``, ``ctx.charge(
+        "cost", 0.04)``. It replaces the step's declared demand of a budget, and what exceeds
+        its declared demand of a rate limit counts against the limit from now on."""
+        if self._charge is None:
+            return
+        amounts = dict(amount) if isinstance(amount, Mapping) else {"": float(amount)}
+        self._charge(self.step_id, resource, amounts)
 
 
 @runtime_checkable

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentSpec",
+    "Budget",
     "Conflicts",
     "ContextPolicy",
     "Duration",
@@ -326,11 +327,28 @@ class RateLimit(_Model):
         return value
 
 
+class Budget(_Model):
+    """An amount for the whole run (cost, tokens); when it is spent no new step starts, the
+    running ones finish, and the run ends ``paused`` (resumable) or ``failed``."""
+
+    limit: Amount
+    when_spent: Literal["pause", "fail"] = "pause"
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            return {"limit": value}
+        return value
+
+
 class Resources(_Model):
-    """What steps share: pools with capacities, and rate limits."""
+    """What steps share: pools with capacities, rate limits, and budgets for the run."""
 
     pools: dict[str, Pool] = Field(default_factory=dict)
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    budgets: dict[str, Budget] = Field(default_factory=dict)
 
 
 class Quality(_Model):

@@ -41,6 +41,7 @@ _RUN_COLOUR = {
     RunStatus.SUCCEEDED: "green",
     RunStatus.FAILED: "red",
     RunStatus.INTERRUPTED: "yellow",
+    RunStatus.PAUSED: "yellow",
     RunStatus.RUNNING: "cyan",
 }
 
@@ -205,6 +206,7 @@ _STATE_COLOUR = {
     "failed": "red",
     "crashed": "red",
     "interrupted": "yellow",
+    "paused": "yellow",
     "skipped": "yellow",
     "cancelled": "yellow",
     "running": "cyan",

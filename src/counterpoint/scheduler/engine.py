@@ -93,9 +93,12 @@ class Engine:
         virtual: bool = False,
         journal: Journal | None = None,
         restored: Mapping[str, StepReplay] | None = None,
+        spent: Mapping[str, float] | None = None,
     ) -> None:
         """``journal``: where transitions go (durable runs); ``restored``: what a resumed run
-        had done (succeeded steps are not run again; attempt numbers go on)."""
+        had done (succeeded steps are not run again; attempt numbers go on); ``spent``: what
+        it charged to each budget."""
+        self._spent = dict(spent or {})
         self.workflow = workflow
         self.options = options or RunOptions()
         self.backend = backend
@@ -148,7 +151,7 @@ class Engine:
         self._rate_at = 0.0
         self._t0 = self._t_end = self._wall0 = 0.0
         self._pattern: str | None = None
-        self._stop_reason: Literal["", "fail-fast", "interrupt", "store"] = ""
+        self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
         self._base_dir = workflow.base_dir
@@ -175,10 +178,12 @@ class Engine:
                     groups[i] = g
         self.resources: ResourceManager | None = None
         wf = self.workflow
-        if wf.resources.pools or wf.resources.rate_limits:
+        if wf.resources.pools or wf.resources.rate_limits or wf.resources.budgets:
             demands, _ = compile_demands(wf.resources, steps)
             if any(d is not None for d in demands):
-                self.resources = ResourceManager(wf.resources, demands, self.clock.now())
+                self.resources = ResourceManager(
+                    wf.resources, demands, self.clock.now(), self._spent
+                )
         return Scheduler(
             self.graph,
             priority,
@@ -309,6 +314,9 @@ class Engine:
             started = sched.take(self.clock.now())
             if self.resources is not None:
                 self._wake_for_rates()
+                if self.resources.exhausted and not self._stop_reason:
+                    self._stop_reason = "budget"  # no new work; running steps finish
+                    continue
             if started:
                 jobs = self._start_all(started)
                 # successes durable before dependents start; attempts before their agents run
@@ -357,6 +365,10 @@ class Engine:
         journal = self.journal
         assert journal is not None
         self._note_released(journal)
+        if self.resources is not None:
+            ids = self.graph.ids
+            for i, name, amount in self.resources.take_charges():
+                journal.event(ids[i], "charged", {"budget": name, "amount": amount})
         if journal.broken:
             return False
         try:
@@ -413,6 +425,12 @@ class Engine:
 
     def _status(self) -> RunStatus:
         if self._stop_reason == "store":
+            return RunStatus.FAILED
+        if self._stop_reason == "budget" and self.resources is not None:
+            name = self.resources.exhausted or ""
+            budget = self.workflow.resources.budgets.get(name)
+            if budget is not None and budget.when_spent == "pause":
+                return RunStatus.PAUSED
             return RunStatus.FAILED
         if self._stop_reason == "interrupt":
             return RunStatus.INTERRUPTED
@@ -497,7 +515,13 @@ class Engine:
             base_dir=self._base_dir,
             handoff=self.patterns.handoff(i, self.records[i].errors) if self.patterns else None,
             _emit=self._emit,
+            _charge=self._charge if self.resources is not None else None,
         )
+
+    def _charge(self, step_id: str, resource: str, amounts: Mapping[str, float]) -> None:
+        assert self.resources is not None
+        self.resources.charge(self.graph.index[step_id], resource, dict(amounts), self.clock.now())
+        self._emit(step_id, "charged", {"resource": resource, "amounts": dict(amounts)})
 
     def _emit(self, step_id: str, name: str, data: Mapping[str, object]) -> None:
         t = self.clock.now() - self._t0
@@ -634,10 +658,25 @@ class Engine:
     def _stop(self) -> None:
         """Fail-fast or interrupt: cancel what has not started, then what is running."""
         self._stopping = True
+        if self._stop_reason == "budget" and self.resources is not None:
+            name = self.resources.exhausted or "?"
+            limit = self.workflow.resources.budgets[name].limit
+            spent = self.resources.spent.get(name, 0.0)
+            blocked = self.resources.blocked
+            if spent < limit and blocked is not None:
+                who, need = blocked
+                why = (
+                    f"budget {name!r} has {limit - spent:g} left of {limit:g}, less than step "
+                    f"{self.graph.ids[who]!r} needs ({need:g})"
+                )
+            else:
+                why = f"budget {name!r} is spent ({spent:g} of {limit:g})"
+            self.error = f"{why}: no new step starts; raise it and resume"
         reason = {
             "interrupt": "interrupted",
             "fail-fast": "stopped by fail-fast",
             "store": "the store failed",
+            "budget": "a budget is spent",
         }[self._stop_reason]
         for j in self.scheduler.cancel_unstarted():
             timer = self._retry_timers.pop(j, None)
@@ -650,6 +689,8 @@ class Engine:
                 self.journal.event(rec.id, "cancelled", f"not run: {reason}")
             for o in self.observers:
                 o.step_finished(rec)
+        if self._stop_reason == "budget":
+            return  # a running step is never cut: it finishes and is charged
         running = StepState.RUNNING
         for i, state in enumerate(self.scheduler.state):
             if state is running:

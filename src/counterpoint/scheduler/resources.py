@@ -33,6 +33,7 @@ class Demand:
 
     pools: tuple[tuple[str, str, float], ...]  # (pool, dimension, amount)
     rates: tuple[tuple[str, str, float], ...]  # (limit, dimension, amount)
+    budgets: tuple[tuple[str, float], ...] = ()  # (budget, amount reserved until it ends)
 
 
 def compile_demands(
@@ -42,23 +43,27 @@ def compile_demands(
     whether it is about the key rather than the value)."""
     demands: list[Demand | None] = []
     problems: list[tuple[int, tuple[str | int, ...], str, bool]] = []
-    names = [*resources.pools, *resources.rate_limits]
+    names = [*resources.pools, *resources.rate_limits, *resources.budgets]
     for i, step in enumerate(steps):
         if not step.uses:
             demands.append(None)
             continue
         pools: list[tuple[str, str, float]] = []
         rates: list[tuple[str, str, float]] = []
+        budgets: list[tuple[str, float]] = []
         for name, amount in step.uses.items():
             where: tuple[str | int, ...] = ("uses", name)
+            if name in resources.budgets:
+                problem = _budget_problem(resources, step, name, amount)
+                if problem is not None:
+                    problems.append((i, where, problem, False))
+                elif isinstance(amount, float):
+                    budgets.append((name, amount))
+                continue
             pool = resources.pools.get(name)
             limit = resources.rate_limits.get(name)
             if pool is None and limit is None:
-                close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                known = f"; resources: {', '.join(names)}" if names and not close else ""
-                message = f"step {step.id!r} uses unknown resource {name!r}{hint}{known}"
-                problems.append((i, where, message, True))
+                problems.append((i, where, _unknown(step, name, names), True))
                 continue
             dims = pool.capacity if pool is not None else limit.limits  # type: ignore[union-attr]
             if isinstance(amount, dict):
@@ -115,8 +120,27 @@ def compile_demands(
                             )
                         )
                     rates.append((name, dim, n))
-        demands.append(Demand(tuple(pools), tuple(rates)))
+        demands.append(Demand(tuple(pools), tuple(rates), tuple(budgets)))
     return demands, problems
+
+
+def _unknown(step: Step, name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    known = f"; resources: {', '.join(names)}" if names and not close else ""
+    return f"step {step.id!r} uses unknown resource {name!r}{hint}{known}"
+
+
+def _budget_problem(resources: Resources, step: Step, name: str, amount: object) -> str | None:
+    limit = resources.budgets[name].limit
+    if not isinstance(amount, float):
+        return f"step {step.id!r}: budget {name!r} takes one amount"
+    if amount > limit + _EPS:
+        return (
+            f"step {step.id!r} needs {amount:g} of budget {name!r}, which is {limit:g} in all: "
+            "it could never start"
+        )
+    return None
 
 
 @dataclass(slots=True)
@@ -185,8 +209,23 @@ class _Bucket:
 class ResourceManager:
     """Pools and rate limits of one run, and the demand of each step."""
 
-    def __init__(self, resources: Resources, demands: list[Demand | None], start: float) -> None:
+    def __init__(
+        self,
+        resources: Resources,
+        demands: list[Demand | None],
+        start: float,
+        spent: dict[str, float] | None = None,
+    ) -> None:
+        """``spent``: what earlier sessions of this run charged to each budget."""
         self.demands = demands
+        self.budgets = resources.budgets
+        self.spent: dict[str, float] = dict.fromkeys(resources.budgets, 0.0)
+        self.spent.update(spent or {})
+        self.reserved: dict[str, float] = dict.fromkeys(resources.budgets, 0.0)
+        self.measured: dict[int, dict[str, float]] = {}  # step -> budget -> charged
+        self.charges: list[tuple[int, str, float]] = []  # to journal: (step, budget, amount)
+        self.exhausted: str | None = None  # a budget that stops new work
+        self.blocked: tuple[int, float] | None = None  # the step it cannot cover, and its need
         self.free: dict[tuple[str, str], float] = {
             (name, dim): cap
             for name, pool in resources.pools.items()
@@ -213,7 +252,16 @@ class ResourceManager:
             if free[name, dim] + _EPS < n:
                 return False
         limits = self.limits
-        return all(limits[name, dim].allows(n, now) for name, dim, n in d.rates)
+        if not all(limits[name, dim].allows(n, now) for name, dim, n in d.rates):
+            return False
+        for name, n in d.budgets:
+            left = self.budgets[name].limit - self.spent[name] - self.reserved[name]
+            if n > left + _EPS:
+                if self.reserved[name] <= _EPS:  # nothing running can give any back
+                    self.exhausted = name
+                    self.blocked = (i, n)
+                return False
+        return True
 
     def rate_wait(self, i: int, now: float) -> float | None:
         """When the rate limits would let step ``i`` start (``None``: they are not in its way)."""
@@ -233,13 +281,55 @@ class ResourceManager:
             self.free[name, dim] -= n
         for name, dim, n in d.rates:
             self.limits[name, dim].take(n, now)
+        for name, n in d.budgets:
+            self.reserved[name] += n
 
     def release(self, i: int) -> None:
+        """Step ``i`` ended: its pools come back; its budgets are charged what it measured
+        (or, if it measured nothing, what it declared)."""
         d = self.demands[i]
         if d is None:
             return
         for name, dim, n in d.pools:
             self.free[name, dim] += n
+        measured = self.measured.pop(i, {})
+        for name, n in d.budgets:
+            self.reserved[name] -= n
+            self._spend(i, name, measured.pop(name, n))
+        for name, amount in measured.items():  # measured, not declared: charged at once
+            self._spend(i, name, amount)
+
+    def _spend(self, i: int, name: str, amount: float) -> None:
+        self.spent[name] += amount
+        self.charges.append((i, name, amount))
+        if self.spent[name] >= self.budgets[name].limit - _EPS:
+            self.exhausted = name
+
+    def charge(self, i: int, resource: str, amounts: dict[str, float], now: float) -> None:
+        """What step ``i`` measured it used: budgets are charged when it ends (instead of its
+        declared demand); rate limits count what exceeds its declared demand from now on."""
+        d = self.demands[i]
+        if resource in self.budgets:
+            total = sum(amounts.values())
+            declared = {name for name, _ in d.budgets} if d is not None else set()
+            if resource in declared:
+                mine = self.measured.setdefault(i, {})
+                mine[resource] = mine.get(resource, 0.0) + total
+            else:
+                self._spend(i, resource, total)
+            return
+        for dim, amount in amounts.items():
+            key = (resource, dim or "requests")
+            limit = self.limits.get(key)
+            if limit is None:
+                continue
+            declared_n = sum(n for name, dm, n in (d.rates if d else ()) if (name, dm) == key)
+            if amount > declared_n + _EPS:
+                limit.take(amount - declared_n, now)
+
+    def take_charges(self) -> list[tuple[int, str, float]]:
+        charges, self.charges = self.charges, []
+        return charges
 
     def passed_over(self, i: int, now: float) -> None:
         self.skipped[i] += 1

@@ -13,12 +13,14 @@ __all__ = ["AgentEvent", "RunResult", "RunStatus", "StepRecord"]
 
 
 class RunStatus(Enum):
-    """How a run stands: running, or ended succeeded, failed or interrupted."""
+    """How a run stands: running, or ended succeeded, failed, interrupted, or paused (a budget
+    was spent: raise it and resume)."""
 
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    PAUSED = "paused"
 
     @property
     def exit_code(self) -> int:

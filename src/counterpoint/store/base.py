@@ -17,6 +17,8 @@ Entry kinds, and what ``data`` holds (JSON text, or ``None``):
 ``cancelled``           fail-fast, Ctrl-C, or a store that failed: the reason
 ``rolled-back``         a sequence went back: this step waits again, ``{"to", "error"}``
                         names the step that runs again
+``charged``             what a step cost a budget: ``{"budget", "amount"}`` (resume adds
+                        them up, so a budget is never spent twice)
 ``event``               an agent's event: ``{"name", "data"}``
 ``run-finished``        ``{"status", "error"}``
 ======================  ==============================================================
