@@ -177,6 +177,8 @@ class Scheduler:
         passed over too often makes the steps competing with it for a pool wait (aging)."""
         res = self.resources
         assert res is not None
+        if res.exhausted:  # a budget is spent: nothing new starts
+            return []
         heap, state = self._heap, self.state
         groups, caps, busy = self.group_of, self.caps, self.group_running
         free = self.limit - self.running

@@ -180,7 +180,7 @@ class Engine:
         wf = self.workflow
         if wf.resources.pools or wf.resources.rate_limits or wf.resources.budgets:
             demands, _ = compile_demands(wf.resources, steps)
-            if any(d is not None for d in demands):
+            if wf.resources.budgets or any(d is not None for d in demands):
                 self.resources = ResourceManager(
                     wf.resources, demands, self.clock.now(), self._spent
                 )
