@@ -103,6 +103,7 @@ async def run(
     run_id: str | None = None,
     seed: int | None = None,
     store: Store | None = None,
+    cache: bool = True,
     clock: Clock | None = None,
     backend: Callable[[Clock], Backend] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
@@ -118,7 +119,7 @@ async def run(
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
-    options = RunOptions(max_concurrency, fail_fast, priority, seed)
+    options = RunOptions(max_concurrency, fail_fast, priority, seed, cache)
     rid = run_id or new_run_id()
     journal = None
     if store is not None:
@@ -240,6 +241,7 @@ async def resume(
     fail_fast: bool | None = None,
     priority: Priority | None = None,
     seed: int | None = None,
+    cache: bool = True,
     observers: Sequence[RunObserver] = (),
     clock: Clock | None = None,
     backend: Callable[[Clock], Backend] | None = None,
@@ -279,6 +281,7 @@ async def resume(
         fail_fast if fail_fast is not None else bool(saved.get("fail_fast")),
         priority or saved.get("priority", "planned"),  # type: ignore[arg-type]
         seed if seed is not None else saved.get("seed"),  # type: ignore[arg-type]
+        cache,
     )
     spent: dict[str, float] = {}  # what earlier sessions charged to budgets
     for e in entries:

@@ -48,7 +48,10 @@ steps:
 """
     (only,) = problems(text)
     assert only.startswith("wf.yaml:7:5: step 'a': unknown key 'zzzzzz'; expected one of: ")
-    assert "agent, description, estimate, id, input, needs, retries, timeout" in only
+    assert (
+        "agent, cache, description, estimate, id, input, needs, retries, timeout, uses, validate"
+        in only
+    )
 
 
 def test_wrong_types_point_at_the_value() -> None:

@@ -61,7 +61,13 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
     assert all(before - 1 <= e.time <= after + 1 for e in entries)
     data = [None if e.data is None else json.loads(e.data) for e in entries]
     assert data == [
-        {"max_concurrency": None, "fail_fast": False, "priority": "planned", "seed": None},
+        {
+            "max_concurrency": None,
+            "fail_fast": False,
+            "priority": "planned",
+            "seed": None,
+            "cache": True,
+        },
         None,
         {"id": "a", "input": "héllo"},
         None,
@@ -85,6 +91,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
         "fail_fast": False,
         "priority": "planned",
         "seed": None,
+        "cache": True,
     }
     assert info.fingerprint == hashlib.sha256(info.definition.encode()).hexdigest()
     assert (info.pid, info.version) == (os.getpid(), cp.__version__)
@@ -107,7 +114,13 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
     assert result.outputs == {"a": {"who": "Zoë"}}
     info = asyncio.run(store.get_run(result.run_id))
     assert info.inputs == {"name": "Zoë", "count": 3}
-    expected = {"max_concurrency": 3, "fail_fast": False, "priority": "fifo", "seed": 11}
+    expected = {
+        "max_concurrency": 3,
+        "fail_fast": False,
+        "priority": "fifo",
+        "seed": 11,
+        "cache": True,
+    }
     assert info.options == expected
     assert json.loads(entries[0].data or "") == expected
 

@@ -148,6 +148,7 @@ def test_resume_after_a_failure_runs_only_what_did_not_succeed(store: Store) -> 
         "fail_fast": False,
         "priority": "fifo",
         "seed": None,
+        "cache": True,
         "resumed": True,
     }
     info = go(store.get_run(first.run_id))

@@ -128,6 +128,10 @@ StoreOpt = Annotated[
         show_default=False,
     ),
 ]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Neither use nor fill the cache of step outputs."),
+]
 RunIdArg = Annotated[
     str, typer.Argument(help="A run id, or the start of one.", metavar="RUN_ID", show_default=False)
 ]
@@ -187,6 +191,7 @@ def run(
     ] = PriorityRule.planned,
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
     store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Run a workflow, journaled in the store. Exit 0 succeeded, 1 failed, 2 invalid input,
     130 interrupted."""
@@ -211,6 +216,7 @@ def run(
             priority=priority.value,
             seed=seed,
             store=the_store,
+            cache=not no_cache,
             on_engine=on_engine,
         )
 
@@ -445,6 +451,7 @@ def resume(
         typer.Option("--fail-fast/--no-fail-fast", help="Default: as the run started."),
     ] = None,
     store: StoreOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Go on with a run that crashed, was killed, interrupted or failed: steps that succeeded
     are not run again; a step that was running runs again (same idempotency key, next
@@ -475,6 +482,7 @@ def resume(
             force=force,
             max_concurrency=max_concurrency,
             fail_fast=fail_fast,
+            cache=not no_cache,
             observers=observers,
             on_engine=keep,
         )

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentSpec",
     "Budget",
+    "CachePolicy",
     "Conflicts",
     "ContextPolicy",
     "Duration",
@@ -173,6 +174,22 @@ def has_type(value: object, kind: str) -> bool:
     return isinstance(value, _TYPES[kind])
 
 
+class CachePolicy(_Model):
+    """Reuse an agent's outputs: keyed by the agent (its definition and ``version``) and a
+    hash of the step's input and upstream outputs; entries older than ``ttl`` are not used."""
+
+    ttl: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if value is True:
+            return {}
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            return {"ttl": value}
+        return value
+
+
 class AgentSpec(_Model):
     """An agent definition: its ``kind`` and the kind's own options.
 
@@ -185,13 +202,15 @@ class AgentSpec(_Model):
     input_schema: dict[str, JsonValue] | None = Field(
         None, description="JSON Schema of what this agent accepts (checked at handoffs)"
     )
+    version: str | None = Field(None, description="change it to stop using cached outputs")
+    cache: CachePolicy | None = None
     options: dict[str, object] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _collect_options(cls, value: object) -> object:
         if isinstance(value, dict) and "options" not in value:
-            own = {"kind", "description", "input_schema"}
+            own = {"kind", "description", "input_schema", "version", "cache"}
             options = {k: v for k, v in value.items() if k not in own}
             return {k: v for k, v in value.items() if k in own} | {"options": options}
         return value
@@ -387,6 +406,7 @@ class Step(_Model):
     description: str | None = None
     validate_: Validation | None = Field(None, alias="validate")
     uses: dict[str, DemandAmount] = Field(default_factory=dict)
+    cache: bool | None = Field(None, description="false: never use the agent's cache here")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -176,8 +176,11 @@ class PlainProgress(_Counts):
             if record.start is not None and record.end is not None:
                 took = f" {format_duration(record.end - record.start)}"
             why = f": {_first_line(record.error)}" if record.error and sym != "✓" else ""
+            how = " (cached)" if record.cached else ""
             self.console.print(
-                f"{sym} {record.id} {record.status.value}{took}{why}", highlight=False, markup=False
+                f"{sym} {record.id} {record.status.value}{how}{took}{why}",
+                highlight=False,
+                markup=False,
             )
         elif self.finished >= self._next_report:
             self._next_report += max(1, self.total // 10)

@@ -65,7 +65,7 @@ def print_summary(console: Console, result: RunResult) -> None:
                 Text(r.status.value, style=_COLOUR[r.status]),
                 str(r.attempts),
                 took,
-                _short(r.error),
+                "cached" if r.cached else _short(r.error),
             )
         console.print(table)
     else:

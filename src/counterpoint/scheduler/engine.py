@@ -8,6 +8,9 @@ many completions are applied per wake-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import json
 import random
 import time
 import uuid
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Literal
+
+from pydantic_core import to_jsonable_python
 
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
@@ -52,6 +57,7 @@ class RunOptions:
     fail_fast: bool = False
     priority: Priority = "planned"
     seed: int | None = None
+    cache: bool = True  # use and fill the store's cache for agents that ask for it
 
 
 def new_run_id() -> str:
@@ -149,6 +155,9 @@ class Engine:
         self._retry_timers: dict[int, Timer] = {}
         self._rate_timer: Timer | None = None
         self._rate_at = 0.0
+        self._cache_ttl = self._cache_policies()
+        self._cache_keys: dict[int, str] = {}
+        self._cache_puts: list[tuple[str, str]] = []
         self._t0 = self._t_end = self._wall0 = 0.0
         self._pattern: str | None = None
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget"] = ""
@@ -323,6 +332,8 @@ class Engine:
                 if journal is not None and not await self._commit():
                     self._cancel_jobs(jobs)
                     continue
+                if self._cache_ttl:
+                    jobs = await self._from_cache(jobs)
                 backend = self.backend
                 post = self._post
                 for job in jobs:
@@ -340,6 +351,62 @@ class Engine:
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
+
+    def _cache_policies(self) -> dict[int, float | None]:
+        """Steps whose agent asks for a cache (step -> TTL, None for no limit), when the run
+        has a store and the cache is on."""
+        if self.journal is None or not self.options.cache or self.virtual:
+            return {}
+        agents = self.workflow.agents
+        out: dict[int, float | None] = {}
+        for i, s in enumerate(self.workflow.steps):
+            spec = agents.get(s.agent)
+            if spec is not None and spec.cache is not None and s.cache is not False:
+                out[i] = spec.cache.ttl
+        return out
+
+    def _cache_key(self, i: int) -> str:
+        """The agent (definition and version), the step's input and its upstream outputs."""
+        step = self.workflow.steps[i]
+        spec = self.workflow.agents[step.agent]
+        template = self._templates[i]
+        value = template(self._scope) if template is not None else step.input
+        ids = self.graph.ids
+        upstream = {ids[p]: self.outputs[p] for p in self.graph.preds[i]}
+        agent = to_jsonable_python(spec, fallback=_named)
+        text = json.dumps(
+            [step.agent, agent, value, upstream], sort_keys=True, default=repr, ensure_ascii=False
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    async def _from_cache(self, jobs: list[Job]) -> list[Job]:
+        """Complete the jobs whose output is cached (and fresh); return the others."""
+        journal = self.journal
+        assert journal is not None
+        store = journal.store
+        now = time.time()
+        todo: list[Job] = []
+        for job in jobs:
+            i = job.index
+            if i not in self._cache_ttl:
+                todo.append(job)
+                continue
+            key = self._cache_keys[i] = self._cache_key(i)
+            try:
+                found = await store.cache_get(key)
+            except CounterpointError:
+                found = None
+            ttl = self._cache_ttl[i]
+            if found is None or (ttl is not None and found[1] + ttl < now):
+                todo.append(job)
+                continue
+            self.records[i].cached = True
+            self._emit(self.records[i].id, "cache-hit", {"stored_at": found[1]})
+            t = self.clock.now()
+            self._post(
+                Completion(i, job.attempt, Outcome.SUCCEEDED, t, t, output=json.loads(found[0]))
+            )
+        return todo
 
     def _wake_for_rates(self) -> None:
         """Steps wait for a rate limit: wake the loop when the first of them may start."""
@@ -371,6 +438,12 @@ class Engine:
                 journal.event(ids[i], "charged", {"budget": name, "amount": amount})
         if journal.broken:
             return False
+        if self._cache_puts:
+            puts, self._cache_puts = self._cache_puts, []
+            now = time.time()
+            for key, text in puts:
+                with contextlib.suppress(CounterpointError):  # only costs a later run time
+                    await journal.store.cache_put(key, text, now)
         try:
             await journal.commit()
         except CounterpointError as exc:
@@ -558,6 +631,9 @@ class Engine:
                 text = None
             when = self._wall0 + c.finished - self._t0
             journal.add("succeeded", self.records[i].id, c.attempt, text, when)
+            key = self._cache_keys.pop(i, None)
+            if key is not None and text is not None and not self.records[i].cached:
+                self._cache_puts.append((key, text))
         return c
 
     def _finish(self, c: Completion) -> None:
@@ -718,3 +794,10 @@ class _StepOutputs(Mapping[str, object]):
 
 async def _no_agent(ctx: StepContext) -> object:
     raise RuntimeError("this engine was built without agents (simulation only)")
+
+
+def _named(value: object) -> object:
+    """Functions in an agent's options, as ``module:name`` (for cache keys)."""
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
+    return repr(value)

@@ -42,6 +42,7 @@ class StepRecord:
     error: str | None = None
     errors: list[str] = field(default_factory=list)
     restored: bool = False  # succeeded in an earlier session of a resumed run
+    cached: bool = False  # its output came from the cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,8 @@ class RunResult:
                 entry["error"] = r.error
             if r.restored:
                 entry["restored"] = True
+            if r.cached:
+                entry["cached"] = True
             if outputs and r.status is StepState.SUCCEEDED:
                 entry["output"] = r.output
             steps[sid] = entry

@@ -109,6 +109,14 @@ class Store(Protocol):
         """A run's journal, in order, from ``seq > after``."""
         ...
 
+    async def cache_get(self, key: str) -> tuple[str, float] | None:
+        """A cached output (JSON text) and when it was stored, or ``None``."""
+        ...
+
+    async def cache_put(self, key: str, output: str, stored_at: float) -> None:
+        """Keep an output under ``key`` (replacing an older one)."""
+        ...
+
     async def close(self) -> None:
         """Release the store; further calls are errors."""
         ...

@@ -30,6 +30,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[str, RunInfo] = {}
         self._journals: dict[str, list[Entry]] = {}
+        self._cache: dict[str, tuple[str, float]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -89,6 +90,14 @@ class MemoryStore:
         self._check()
         journal = self._journals[pick_run(run_id, list(self._runs), self.location)]
         return [e for e in journal if e.seq > after]
+
+    async def cache_get(self, key: str) -> tuple[str, float] | None:
+        self._check()
+        return self._cache.get(key)
+
+    async def cache_put(self, key: str, output: str, stored_at: float) -> None:
+        self._check()
+        self._cache[key] = (output, stored_at)
 
     async def close(self) -> None:
         self._closed = True

@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_DIR", "SCHEMA_VERSION", "SqliteStore", "default_path", "open
 
 DEFAULT_DIR = ".counterpoint"
 FILE_NAME = "store.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[v] takes a store from version v - 1 to v.
 MIGRATIONS: dict[int, str] = {
@@ -75,6 +75,13 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE blobs (
         hash TEXT PRIMARY KEY,
         data BLOB NOT NULL
+    );
+    """,
+    2: """
+    CREATE TABLE cache (  -- step outputs by agent, version and inputs
+        key       TEXT PRIMARY KEY,
+        output    BLOB NOT NULL,
+        stored_at REAL NOT NULL
     );
     """,
 }
@@ -384,6 +391,24 @@ class SqliteStore:
                 f"{self.path}: run {run_id}, entry {seq}: its blob {digest} is missing"
             )
         return zlib.decompress(found[0]).decode()
+
+    async def cache_get(self, key: str) -> tuple[str, float] | None:
+        with self._errors("read the cache"):
+            row = (
+                self._db()
+                .execute("SELECT output, stored_at FROM cache WHERE key = ?", (key,))
+                .fetchone()
+            )
+        if row is None:
+            return None
+        return zlib.decompress(row[0]).decode(), float(row[1])
+
+    async def cache_put(self, key: str, output: str, stored_at: float) -> None:
+        data = zlib.compress(output.encode(), 1)
+        with self._errors("write the cache"):
+            self._db().execute(
+                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, data, stored_at)
+            )
 
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: ``ok`` or what is wrong."""
