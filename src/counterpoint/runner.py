@@ -80,6 +80,7 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
 def build_agents(workflow: Workflow) -> dict[str, Agent]:
     """An agent for each definition the workflow's steps use."""
     used = {s.agent for s in workflow.steps} - {JOIN_AGENT}  # join steps: the engine's own
+    used |= {a for s in workflow.steps for a in s.race}
     agents: dict[str, Agent] = {}
     problems: list[Problem] = []
     for name in sorted(used):

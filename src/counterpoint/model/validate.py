@@ -18,7 +18,7 @@ from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.locate import Locator, format_path
 from counterpoint.model.refs import Reference, find_references
-from counterpoint.model.workflow import Validation, Workflow
+from counterpoint.model.workflow import Step, Validation, Workflow
 
 Path_ = tuple[str | int, ...]
 
@@ -40,16 +40,7 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
         for loc, message in check_agent(name, spec, base_dir):
             problems.append(where.problem(("agents", name, *loc), message, key=bool(loc)))
     problems.extend(_checkpoint_problems(workflow, where, base_dir))
-    if (
-        workflow.resources.pools
-        or workflow.resources.rate_limits
-        or any(s.uses for s in workflow.steps)
-    ):
-        from counterpoint.scheduler.resources import compile_demands
-
-        _, found = compile_demands(workflow.resources, workflow.steps)
-        for i, inner, message, key in found:
-            problems.append(where.problem((*plan.path(i), *inner), message, key=key))
+    problems.extend(_resource_problems(workflow, where))
 
     index: dict[str, int] = {}
     for i, step in enumerate(workflow.steps):
@@ -68,6 +59,7 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     graph: dict[str, list[str]] = {}
     for i, step in enumerate(workflow.steps):
         path = plan.path(i)
+        problems.extend(_race_problems(step, path, workflow, where))
         if step.agent not in workflow.agents and step.agent != JOIN_AGENT:
             problems.append(
                 where.problem(
@@ -127,6 +119,39 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     problems.extend(_reference_problems(workflow, graph, where))
     if not problems and compiled is not None:
         workflow._graph = compiled
+    return problems
+
+
+def _resource_problems(workflow: Workflow, where: Locator) -> list[Problem]:
+    """Demands of steps that name unknown resources or could never be met."""
+    res = workflow.resources
+    if not (res.pools or res.rate_limits or res.budgets or any(s.uses for s in workflow.steps)):
+        return []
+    from counterpoint.scheduler.resources import compile_demands
+
+    plan = workflow.plan
+    _, found = compile_demands(res, workflow.steps)
+    return [
+        where.problem((*plan.path(i), *inner), message, key=key) for i, inner, message, key in found
+    ]
+
+
+def _race_problems(step: Step, path: Path_, workflow: Workflow, where: Locator) -> list[Problem]:
+    """Alternatives of a race that do not exist, or come twice."""
+    problems: list[Problem] = []
+    agents = list(workflow.agents)
+    for k, alt in enumerate(step.race):
+        if alt not in workflow.agents:
+            problems.append(
+                where.problem(
+                    (*path, "race", k),
+                    f"step {step.id!r}: unknown agent {alt!r} in race{_hint(alt, agents)}",
+                )
+            )
+        elif alt == step.agent or alt in step.race[:k]:
+            problems.append(
+                where.problem((*path, "race", k), f"step {step.id!r} races {alt!r} twice")
+            )
     return problems
 
 

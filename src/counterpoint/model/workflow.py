@@ -407,6 +407,9 @@ class Step(_Model):
     validate_: Validation | None = Field(None, alias="validate")
     uses: dict[str, DemandAmount] = Field(default_factory=dict)
     cache: bool | None = Field(None, description="false: never use the agent's cache here")
+    race: tuple[str, ...] = Field(
+        (), description="alternative agents raced against `agent`: the first valid result wins"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

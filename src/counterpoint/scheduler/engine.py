@@ -33,6 +33,7 @@ from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
+from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
@@ -127,6 +128,8 @@ class Engine:
             [
                 self.patterns.join_agent(i)
                 if self.patterns is not None and s.agent == JOIN_AGENT
+                else self._racer(i, agents)
+                if s.race
                 else agents[s.agent]
                 for i, s in enumerate(steps)
             ]
@@ -351,6 +354,17 @@ class Engine:
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
+
+    def _racer(self, i: int, agents: Mapping[str, Agent]) -> Agent:
+        """The step's agent raced against its alternatives; validity is its checkpoint."""
+        step = self.workflow.steps[i]
+        patterns = self.patterns
+
+        def check(output: object) -> str | None:
+            return patterns.check(i, output) if patterns is not None else None
+
+        names = [step.agent, *step.race]
+        return RaceAgent([(n, agents[n]) for n in names], check)
 
     def _cache_policies(self) -> dict[int, float | None]:
         """Steps whose agent asks for a cache (step -> TTL, None for no limit), when the run
