@@ -26,6 +26,7 @@ import counterpoint  # noqa: E402
 import durable  # noqa: E402
 import handoff  # noqa: E402
 import overhead  # noqa: E402
+import resources  # noqa: E402
 import scale  # noqa: E402
 import sleepy  # noqa: E402
 import stg  # noqa: E402
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, Bench] = {
     "stg": stg.bench,
     "durable": durable.bench,
     "handoff": handoff.bench,
+    "resources": resources.bench,
 }
 
 

@@ -28,6 +28,7 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
         "stg",
         "durable",
         "handoff",
+        "resources",
     }
     stg = figures["benchmarks"]["stg"]
     assert stg["infeasible_schedules"] == 0

@@ -130,7 +130,8 @@ def _resource_problems(workflow: Workflow, where: Locator) -> list[Problem]:
     from counterpoint.scheduler.resources import compile_demands
 
     plan = workflow.plan
-    _, found = compile_demands(res, workflow.steps)
+    demands, found = compile_demands(res, workflow.steps)
+    workflow._demands = demands  # the engine uses them as they are
     return [
         where.problem((*plan.path(i), *inner), message, key=key) for i, inner, message, key in found
     ]

@@ -7,9 +7,10 @@ which can report every mistake with its position.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -251,6 +252,8 @@ def parse_amount(value: object) -> float:
             f"bad amount {str(value).lower()}: write a number, or one with a unit (4GiB)"
         )
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"bad amount {value}: write a finite number")
         if value < 0:
             raise ValueError(f"bad amount {value}: it cannot be negative")
         return float(value)
@@ -288,8 +291,9 @@ def parse_rate(value: object) -> tuple[float, float]:
             n = parse_amount(amount.strip())
         except ValueError:
             n = -1.0
-        if n > 0 and unit in _INTERVALS:
-            return n, _INTERVALS[unit] * (float(count) if count else 1.0)
+        seconds = _INTERVALS.get(unit, 0.0) * (float(count) if count else 1.0)
+        if n > 0 and seconds > 0:
+            return n, seconds
     raise ValueError(f"bad rate {value!r}: write an amount per interval (500/min, 10/s, 90k/h)")
 
 
@@ -571,6 +575,7 @@ class Workflow(_Model):
     _graph: Graph | None = PrivateAttr(None)
     _text: str | None = PrivateAttr(None)  # the YAML it was loaded from
     _plan: Plan | None = PrivateAttr(None)
+    _demands: list[Any] | None = PrivateAttr(None)  # resource demands, compiled at validation
 
     @property
     def plan(self) -> Plan:

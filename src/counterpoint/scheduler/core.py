@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from enum import Enum
 
 from counterpoint.graph.dag import Graph
-from counterpoint.scheduler.resources import ResourceManager
+from counterpoint.scheduler.resources import BACKFILL_WINDOW, ResourceManager
 
 __all__ = ["Scheduler", "StepState"]
 
@@ -179,27 +179,34 @@ class Scheduler:
         assert res is not None
         if res.exhausted:  # a budget is spent: nothing new starts
             return []
+        res.begin_take()
         heap, state = self._heap, self.state
         groups, caps, busy = self.group_of, self.caps, self.group_running
         free = self.limit - self.running
         started: list[int] = []
         held: list[tuple[float, int, int]] = []
-        blockers: list[int] = []
-        while heap and free > 0:
+        # steps passed over too often go first: their competitors wait, whatever their rank
+        free, blockers = self._admit_aged(now, free, started)
+        misses = 0
+        while heap and free > 0 and misses < BACKFILL_WINDOW:
             entry = heapq.heappop(heap)
             i = entry[2]
+            if state[i] is not _R:
+                continue  # started above, as an aged step
             g = groups[i] if groups is not None else -1
             cap = caps[g] if g >= 0 else None
             if cap is not None and busy[g] >= cap:
                 held.append(entry)
                 continue
-            if blockers and any(res.competes(b, i) for b in blockers):
+            if blockers and i not in blockers and any(res.competes(b, i) for b in blockers):
                 held.append(entry)  # an aged step wants this pool first
+                misses += 1
                 continue
             if not res.fits(i, now):
                 res.passed_over(i, now)
                 held.append(entry)
-                if res.aged(i):
+                misses += 1
+                if res.aged(i) and i not in blockers:
                     blockers.append(i)
                 continue
             res.acquire(i, now)
@@ -212,6 +219,29 @@ class Scheduler:
             heapq.heappush(heap, entry)
         self.running += len(started)
         return started
+
+    def _admit_aged(self, now: float, free: int, started: list[int]) -> tuple[int, list[int]]:
+        """Start the aged steps that fit now; returns the free slots left and the aged steps
+        still waiting (their competitors are held back)."""
+        res = self.resources
+        assert res is not None
+        state, groups, caps, busy = self.state, self.group_of, self.caps, self.group_running
+        aged = sorted((b for b in res.aged_steps if state[b] is _R), key=lambda b: -res.skipped[b])
+        for b in aged:
+            if free <= 0:
+                break
+            g = groups[b] if groups is not None else -1
+            cap = caps[g] if g >= 0 else None
+            if (cap is None or busy[g] < cap) and res.fits(b, now):
+                res.acquire(b, now)
+                if g >= 0:
+                    busy[g] += 1
+                state[b] = _X  # its heap entry is dropped when it comes up
+                started.append(b)
+                free -= 1
+            else:
+                res.passed_over(b, now)
+        return free, [b for b in aged if state[b] is _R]
 
     def _free(self, i: int) -> None:
         if self.resources is not None:

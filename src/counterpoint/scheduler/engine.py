@@ -115,7 +115,7 @@ class Engine:
         self.run_id = run_id or new_run_id()
         self.virtual = virtual
         self.graph = graph or workflow.graph
-        steps = workflow.steps
+        steps = self._steps = workflow.steps  # (a property: read it once)
         defaults = workflow.defaults
         self.outputs: list[object] = [None] * len(steps)
         self.patterns: PatternRuntime | None = None
@@ -191,7 +191,9 @@ class Engine:
         self.resources: ResourceManager | None = None
         wf = self.workflow
         if wf.resources.pools or wf.resources.rate_limits or wf.resources.budgets:
-            demands, _ = compile_demands(wf.resources, steps)
+            demands = (
+                wf._demands if wf._demands is not None else compile_demands(wf.resources, steps)[0]
+            )
             if wf.resources.budgets or any(d is not None for d in demands):
                 self.resources = ResourceManager(
                     wf.resources, demands, self.clock.now(), self._spent
@@ -357,7 +359,7 @@ class Engine:
 
     def _racer(self, i: int, agents: Mapping[str, Agent]) -> Agent:
         """The step's agent raced against its alternatives; validity is its checkpoint."""
-        step = self.workflow.steps[i]
+        step = self._steps[i]
         patterns = self.patterns
 
         def check(output: object) -> str | None:
@@ -373,7 +375,7 @@ class Engine:
             return {}
         agents = self.workflow.agents
         out: dict[int, float | None] = {}
-        for i, s in enumerate(self.workflow.steps):
+        for i, s in enumerate(self._steps):
             spec = agents.get(s.agent)
             if spec is not None and spec.cache is not None and s.cache is not False:
                 out[i] = spec.cache.ttl
@@ -381,7 +383,7 @@ class Engine:
 
     def _cache_key(self, i: int) -> str:
         """The agent (definition and version), the step's input and its upstream outputs."""
-        step = self.workflow.steps[i]
+        step = self._steps[i]
         spec = self.workflow.agents[step.agent]
         template = self._templates[i]
         value = template(self._scope) if template is not None else step.input
@@ -428,12 +430,14 @@ class Engine:
         when = self.resources.next_wake()
         if when is None:
             return
+        now = self.clock.now()
+        if when <= now:
+            return  # not a wait (the step was passed over for another reason)
         timer = self._rate_timer
         if timer is not None:
             if self._rate_at <= when + 1e-12:
                 return  # an earlier wake-up is set
             timer.cancel()
-        now = self.clock.now()
         self._rate_at = when
         self._rate_timer = self.clock.call_later(max(0.0, when - now), self._rate_due)
 
@@ -586,7 +590,7 @@ class Engine:
 
     def _context(self, i: int, attempt: int) -> StepContext:
         template = self._templates[i]
-        step = self.workflow.steps[i]
+        step = self._steps[i]
         value = template(self._scope) if template is not None else step.input
         ids = self.graph.ids
         outputs = self.outputs

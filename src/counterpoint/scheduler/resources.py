@@ -24,6 +24,7 @@ from counterpoint.model.workflow import Resources, Step
 __all__ = ["AGING_AFTER", "Demand", "ResourceManager", "compile_demands"]
 
 AGING_AFTER = 8
+BACKFILL_WINDOW = 16  # steps passed over in one take before the scan stops until next time
 _EPS = 1e-9
 
 
@@ -100,8 +101,8 @@ def compile_demands(
                             (
                                 i,
                                 (*where, dim) if isinstance(amount, dict) else where,
-                                f"step {step.id!r} needs {n:g} {dim} of pool {name!r}, which has "
-                                f"{cap:g}: it could never start",
+                                f"step {step.id!r} needs {_human(n)} {dim} of pool {name!r}, which "
+                                f"has {_human(cap)}: it could never start",
                                 False,
                             )
                         )
@@ -122,6 +123,15 @@ def compile_demands(
                     rates.append((name, dim, n))
         demands.append(Demand(tuple(pools), tuple(rates), tuple(budgets)))
     return demands, problems
+
+
+def _human(n: float) -> str:
+    """An amount as people write it: ``33GiB``, ``1.5MiB``, ``12``."""
+    if n >= 2**10:
+        for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if n >= size:
+                return f"{n / size:.4g}{unit}"
+    return f"{n:g}"
 
 
 def _unknown(step: Step, name: str, names: list[str]) -> str:
@@ -242,6 +252,11 @@ class ResourceManager:
                 )
         self.skipped = [0] * len(demands)
         self.held: dict[int, float] = {}  # steps passed over for a rate limit -> when they fit
+        self.aged_steps: set[int] = set()
+        self.pools_of: list[frozenset[tuple[str, str]]] = [
+            frozenset((name, dim) for name, dim, _ in d.pools) if d is not None else frozenset()
+            for d in demands
+        ]
 
     def fits(self, i: int, now: float) -> bool:
         d = self.demands[i]
@@ -275,6 +290,7 @@ class ResourceManager:
         d = self.demands[i]
         self.skipped[i] = 0
         self.held.pop(i, None)
+        self.aged_steps.discard(i)
         if d is None:
             return
         for name, dim, n in d.pools:
@@ -331,8 +347,15 @@ class ResourceManager:
         charges, self.charges = self.charges, []
         return charges
 
+    def begin_take(self) -> None:
+        """A new scan: waits for rate limits are noted afresh (a step not looked at this time
+        is looked at again when something ends or a noted wait is over)."""
+        self.held.clear()
+
     def passed_over(self, i: int, now: float) -> None:
         self.skipped[i] += 1
+        if self.skipped[i] >= AGING_AFTER:
+            self.aged_steps.add(i)
         wait = self.rate_wait(i, now)
         if wait is not None:
             self.held[i] = wait
@@ -344,11 +367,7 @@ class ResourceManager:
 
     def competes(self, i: int, j: int) -> bool:
         """Whether steps ``i`` and ``j`` want some pool in common."""
-        a, b = self.demands[i], self.demands[j]
-        if a is None or b is None:
-            return False
-        mine = {(name, dim) for name, dim, _ in a.pools}
-        return any((name, dim) in mine for name, dim, _ in b.pools)
+        return not self.pools_of[i].isdisjoint(self.pools_of[j])
 
     def next_wake(self) -> float | None:
         """The earliest time a step passed over for a rate limit may start."""
