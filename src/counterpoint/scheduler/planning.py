@@ -112,11 +112,13 @@ def choose_priority(
         ("critical-path, then longest step", [r + durations[i] * 1e-6 for i, r in enumerate(rank)]),
         ("fifo", [0.0] * n),
     ]
+    deadline = t0 + budget_s
     best_rule, best = candidates[0]
     best_makespan = baseline = list_makespan(graph, rank, workers)
     tried = 1
+    last = time.perf_counter() - t0  # how long a try takes: do not start one that would overrun
     for rule, prio in candidates[1:]:
-        if best_makespan <= bound + _EPS:
+        if best_makespan <= bound + _EPS or time.perf_counter() + last > deadline:
             break
         m = list_makespan(graph, prio, workers)
         tried += 1
@@ -124,9 +126,7 @@ def choose_priority(
             best_rule, best, best_makespan = rule, prio, m
     rng = random.Random(seed)
     spreads = (0.02, 0.05, 0.1, 0.2, 0.35)
-    deadline = t0 + budget_s
     k = 0
-    last = 0.0  # how long the last try took: do not start one that would overrun
     while best_makespan > bound + _EPS and tried < tries:
         now = time.perf_counter()
         if now + last > deadline:
