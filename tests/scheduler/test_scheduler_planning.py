@@ -78,3 +78,19 @@ def test_planning_beats_the_critical_path_rule_on_stg_graphs() -> None:
             optimal += choice.makespan <= best[rel, workers]
     assert better >= 3
     assert optimal >= 22  # of 24
+
+
+@pytest.mark.parametrize("priority", ["planned", "critical-path", "fifo"])
+def test_a_steps_own_priority_comes_before_any_rule(priority: str) -> None:
+    b = cp.WorkflowBuilder("user")
+    b.agent("w", kind="sleep")
+    b.step("long", agent="w", estimate=5)
+    b.step("short", agent="w", estimate=1)
+    b.add({"id": "urgent", "agent": "w", "estimate": 2, "priority": 10})
+    b.step("after", agent="w", estimate=1, needs=["short"])
+    wf = b.build()
+    result = asyncio.run(cp.simulate(wf, workers=1, priority=priority))  # type: ignore[arg-type]
+    starts = sorted((r.start, sid) for sid, r in result.steps.items())
+    assert starts[0] == (0.0, "urgent")  # first, although the rules would put long first
+    if priority != "fifo":
+        assert [sid for _, sid in starts] == ["urgent", "long", "short", "after"]

@@ -414,6 +414,7 @@ class Step(_Model):
     race: tuple[str, ...] = Field(
         (), description="alternative agents raced against `agent`: the first valid result wins"
     )
+    priority: int = Field(0, description="higher starts first, before any rule decides")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -37,7 +37,7 @@ from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
-from counterpoint.scheduler.planning import PlanChoice, choose_priority
+from counterpoint.scheduler.planning import PlanChoice, choose_priority, user_lift
 from counterpoint.scheduler.resources import ResourceManager, compile_demands
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
@@ -175,11 +175,17 @@ class Engine:
         """The pure scheduler, with the priorities of the chosen rule and streams' caps."""
         steps = self.workflow.steps
         priority: list[float] | None = None
+        user: list[float] | None = [float(s.priority) for s in steps]
+        if not any(user or ()):
+            user = None
         if self.options.priority == "planned":
-            self.planning = choose_priority(self.graph, max_conc)
+            self.planning = choose_priority(self.graph, max_conc, user=user)
             priority = self.planning.priority
         elif self.options.priority == "critical-path":
-            priority = upward_ranks(self.graph)
+            ranks = upward_ranks(self.graph)
+            priority = user_lift(user, max(ranks, default=0.0))(ranks)
+        elif user is not None:  # fifo among steps of equal user priority
+            priority = user_lift(user, 0.0)([0.0] * len(steps))
         groups: list[int] | None = None
         caps: list[int | None] = []
         if self.patterns is not None and any(s.cap for s in self.patterns.streams):

@@ -18,12 +18,13 @@ from __future__ import annotations
 import heapq
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from counterpoint.graph.analysis import upward_ranks
 from counterpoint.graph.dag import Graph
 
-__all__ = ["DEFAULT_BUDGET_S", "PlanChoice", "choose_priority", "list_makespan"]
+__all__ = ["DEFAULT_BUDGET_S", "PlanChoice", "choose_priority", "list_makespan", "user_lift"]
 
 DEFAULT_BUDGET_S = 0.1
 DEFAULT_TRIES = 400  # the search is deterministic unless the time budget cuts it short
@@ -81,6 +82,18 @@ def list_makespan(graph: Graph, priority: list[float], workers: int) -> float:
     return t
 
 
+def user_lift(
+    user: Sequence[float] | None, critical: float
+) -> Callable[[list[float]], list[float]]:
+    """Adds the steps' own priorities on top of a rule's, so that they always decide first
+    (rule values stay below ``2 * critical + 1``, perturbations included)."""
+    if not user or not any(user):
+        return lambda values: values
+    step = 4.0 * (critical + 1.0)
+    lifts = [u * step for u in user]
+    return lambda values: [v + lv for v, lv in zip(values, lifts, strict=True)]
+
+
 def choose_priority(
     graph: Graph,
     workers: int | None,
@@ -88,14 +101,18 @@ def choose_priority(
     budget_s: float = DEFAULT_BUDGET_S,
     tries: int = DEFAULT_TRIES,
     seed: int = 0,
+    user: Sequence[float] | None = None,
 ) -> PlanChoice:
     """The best priorities found for ``workers`` in at most ``tries`` simulated schedules
-    and about ``budget_s`` seconds."""
+    and about ``budget_s`` seconds. ``user``: the steps' own priorities, which always come
+    first (the rules only order steps of equal user priority)."""
     t0 = time.perf_counter()
-    rank = upward_ranks(graph)
+    raw = upward_ranks(graph)
     n = len(graph)
-    critical = max(rank, default=0.0)
+    critical = max(raw, default=0.0)
     work = sum(graph.estimates)
+    lift = user_lift(user, critical)
+    rank = lift(raw)
     if not workers or workers >= n:  # every step can run at once: the critical path is it
         return PlanChoice("critical-path", rank, critical, critical, 0, 0.0, critical)
     bound = max(critical, work / workers)
@@ -107,13 +124,17 @@ def choose_priority(
         ("critical-path", rank),
         (
             "critical-path, then most successors",
-            [r + len(succs[i]) * 1e-6 * scale for i, r in enumerate(rank)],
+            lift([r + len(succs[i]) * 1e-6 * scale for i, r in enumerate(raw)]),
         ),
-        ("critical-path, then longest step", [r + durations[i] * 1e-6 for i, r in enumerate(rank)]),
-        ("fifo", [0.0] * n),
+        (
+            "critical-path, then longest step",
+            lift([r + durations[i] * 1e-6 for i, r in enumerate(raw)]),
+        ),
+        ("fifo", lift([0.0] * n)),
     ]
     deadline = t0 + budget_s
     best_rule, best = candidates[0]
+    best_raw = raw
     best_makespan = baseline = list_makespan(graph, rank, workers)
     tried = 1
     last = time.perf_counter() - t0  # how long a try takes: do not start one that would overrun
@@ -124,6 +145,7 @@ def choose_priority(
         tried += 1
         if m < best_makespan - _EPS:
             best_rule, best, best_makespan = rule, prio, m
+            best_raw = [p - u for p, u in zip(prio, lift([0.0] * n), strict=True)]
     rng = random.Random(seed)
     spreads = (0.02, 0.05, 0.1, 0.2, 0.35)
     k = 0
@@ -133,13 +155,15 @@ def choose_priority(
             break
         spread = spreads[k % len(spreads)]
         k += 1
-        base = best if k % 2 else rank  # around the best so far, and around the ranks
-        prio = [p * (1.0 + spread * (rng.random() - 0.5)) for p in base]
+        base = best_raw if k % 2 else raw  # around the best so far, and around the ranks
+        moved = [p * (1.0 + spread * (rng.random() - 0.5)) for p in base]
+        prio = lift(moved)
         m = list_makespan(graph, prio, workers)
         tried += 1
         last = time.perf_counter() - now
         if m < best_makespan - _EPS:
             best_rule, best, best_makespan = f"critical-path perturbed ({spread:g})", prio, m
+            best_raw = moved
     return PlanChoice(
         best_rule,
         best,
