@@ -557,18 +557,7 @@ def show(run_id: RunIdArg, json_out: JsonOpt = False, store: StoreOpt = None) ->
 
 def _choice(graph: Graph, workers: int | None) -> dict[str, object] | None:
     """The planner's choice for ``workers`` (None without a limit: nothing to choose)."""
-    if not workers:
-        return None
-    c = choose_priority(graph, workers)
-    return {
-        "rule": c.rule,
-        "expected_makespan_s": c.makespan,
-        "critical_path_rule_makespan_s": c.baseline_makespan,
-        "lower_bound_s": c.lower_bound,
-        "proven_optimal": c.proven_optimal,
-        "schedules_tried": c.tried,
-        "planning_s": c.elapsed_s,
-    }
+    return choose_priority(graph, workers).to_json() if workers else None
 
 
 def _run_json(info: RunInfo) -> dict[str, object]:

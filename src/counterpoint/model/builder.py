@@ -245,19 +245,20 @@ def phase(
     gate: Mapping[str, object] | None = None,
     description: str | None = None,
 ) -> dict[str, object]:
-    """One phase of ``phases``: ``pattern`` sequential, parallel or hybrid."""
-    return _block(
+    """One phase of ``phases``: ``pattern`` sequential, parallel or hybrid (a phase holds
+    what a parallel block holds, and a pattern)."""
+    block = parallel(
         id,
-        (),
-        pattern=pattern,
-        steps=[dict(i) for i in items],
-        streams={k: [dict(i) for i in v] for k, v in (streams or {}).items()},
-        sync_points=dict(sync_points or {}),
-        conflicts=dict(conflicts) if conflicts else None,
-        shares=dict(shares or {}),
+        *items,
+        streams=streams,
+        sync_points=sync_points,
+        conflicts=conflicts,
+        shares=shares,
         gate=gate,
         description=description,
-    )
+    )["parallel"]
+    assert isinstance(block, dict)
+    return {**block, "pattern": pattern}
 
 
 def phases(

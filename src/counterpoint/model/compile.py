@@ -78,9 +78,6 @@ class Plan:
     def declared_needs(self, i: int) -> tuple[str, ...]:
         return self.steps[i].needs if self.declared is None else self.declared[i]
 
-    def is_join(self, step_id: str) -> bool:
-        return step_id in self.parts
-
     def describe(self) -> list[dict[str, object]]:
         """The constructs as data (outermost first, in the order written): for ``plan``."""
         out: list[dict[str, object]] = []

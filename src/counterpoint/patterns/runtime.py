@@ -26,13 +26,11 @@ from counterpoint.agents.base import Agent, StepContext
 from counterpoint.agents.python import import_function
 from counterpoint.errors import StepFailed
 from counterpoint.graph.dag import Graph
-from counterpoint.model.compile import JOIN_AGENT, Part, Plan
+from counterpoint.model.compile import Part, Plan
 from counterpoint.model.workflow import Workflow
 from counterpoint.patterns.validation import Checkpoint, CheckpointFailed
 
 __all__ = ["Handoff", "PatternRuntime"]
-
-SEQUENTIAL_KINDS = ("sequence",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +408,3 @@ def _merger(
         return merged
 
     return merge
-
-
-def join_step(step_agent: str) -> bool:
-    return step_agent == JOIN_AGENT

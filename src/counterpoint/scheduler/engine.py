@@ -40,6 +40,7 @@ from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.planning import PlanChoice, choose_priority, user_lift
 from counterpoint.scheduler.resources import ResourceManager, compile_demands
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
+from counterpoint.store.fingerprint import callable_name
 from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
 from counterpoint.store.replay import StepReplay
 
@@ -250,20 +251,6 @@ class Engine:
             out[pid] = entry
         return out
 
-    def _planning_json(self) -> dict[str, object] | None:
-        choice = self.planning
-        if choice is None:
-            return None
-        return {
-            "rule": choice.rule,
-            "expected_makespan_s": choice.makespan,
-            "critical_path_rule_makespan_s": choice.baseline_makespan,
-            "lower_bound_s": choice.lower_bound,
-            "proven_optimal": choice.proven_optimal,
-            "schedules_tried": choice.tried,
-            "planning_s": choice.elapsed_s,
-        }
-
     def _end_of(self, i: int) -> float | None:
         return self.records[i].end
 
@@ -317,7 +304,7 @@ class Engine:
             error=self.error,
             store=self.journal.store.location if self.journal is not None else None,
             parts=self._parts(),
-            planning=self._planning_json(),
+            planning=self.planning.to_json() if self.planning is not None else None,
         )
         for o in self.observers:
             o.run_finished(result)
@@ -331,7 +318,7 @@ class Engine:
             if self._stop_reason and not self._stopping:
                 self._stop()
                 continue  # stopping may have finished the run (only retries were waiting)
-            started = sched.take(self.clock.now())
+            started = sched.take(self.clock.now()) if self.resources is not None else sched.take()
             if self.resources is not None:
                 self._wake_for_rates()
                 if self.resources.exhausted and not self._stop_reason:
@@ -395,7 +382,7 @@ class Engine:
         value = template(self._scope) if template is not None else step.input
         ids = self.graph.ids
         upstream = {ids[p]: self.outputs[p] for p in self.graph.preds[i]}
-        agent = to_jsonable_python(spec, fallback=_named)
+        agent = to_jsonable_python(spec, fallback=callable_name)
         text = json.dumps(
             [step.agent, agent, value, upstream], sort_keys=True, default=repr, ensure_ascii=False
         )
@@ -818,10 +805,3 @@ class _StepOutputs(Mapping[str, object]):
 
 async def _no_agent(ctx: StepContext) -> object:
     raise RuntimeError("this engine was built without agents (simulation only)")
-
-
-def _named(value: object) -> object:
-    """Functions in an agent's options, as ``module:name`` (for cache keys)."""
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
-    return repr(value)

@@ -48,6 +48,18 @@ class PlanChoice:
         """The makespan reaches the lower bound: no schedule is shorter."""
         return self.makespan <= self.lower_bound + _EPS
 
+    def to_json(self) -> dict[str, object]:
+        """What ``plan``, ``simulate`` and a run's JSON say of the choice."""
+        return {
+            "rule": self.rule,
+            "expected_makespan_s": self.makespan,
+            "critical_path_rule_makespan_s": self.baseline_makespan,
+            "lower_bound_s": self.lower_bound,
+            "proven_optimal": self.proven_optimal,
+            "schedules_tried": self.tried,
+            "planning_s": self.elapsed_s,
+        }
+
 
 def list_makespan(graph: Graph, priority: list[float], workers: int) -> float:
     """The makespan of list scheduling ``graph`` on ``workers`` with these priorities."""

@@ -12,10 +12,10 @@ from pydantic_core import to_jsonable_python
 
 from counterpoint.model.workflow import Workflow
 
-__all__ = ["changes", "definition", "fingerprint"]
+__all__ = ["callable_name", "changes", "definition", "fingerprint"]
 
 
-def _named(value: object) -> object:
+def callable_name(value: object) -> object:
     if callable(value):
         module = getattr(value, "__module__", "?")
         return f"{module}:{getattr(value, '__qualname__', repr(value))}"
@@ -27,7 +27,7 @@ def definition(workflow: Workflow) -> str:
     functions appear as ``module:name``)."""
     if workflow.text is not None:
         return workflow.text
-    data = to_jsonable_python(workflow, fallback=_named, by_alias=True)
+    data = to_jsonable_python(workflow, fallback=callable_name, by_alias=True)
     # compact, so that the C encoder does it; pretty-printed only to show a difference
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -47,7 +47,7 @@ def fingerprint(text: str) -> str:
 
 
 def _semantic(workflow: Workflow) -> dict[str, Any]:
-    data: dict[str, Any] = to_jsonable_python(workflow, fallback=_named, by_alias=True)
+    data: dict[str, Any] = to_jsonable_python(workflow, fallback=callable_name, by_alias=True)
     return data
 
 
