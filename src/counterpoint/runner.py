@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from counterpoint.agents.base import Agent
@@ -108,6 +109,7 @@ async def run(
     clock: Clock | None = None,
     backend: Callable[[Clock], Backend] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    start_at: datetime | None = None,
 ) -> RunResult:
     """Run a workflow (an object or a YAML path) and return its result.
 
@@ -115,12 +117,13 @@ async def run(
     ``WorkflowInvalid``. With a ``store`` every transition is journaled there, and the run can
     be resumed (``resume``); without one nothing outlives the process. ``backend`` makes the
     backend for the clock (default: local tasks). ``on_engine`` sees the engine before it
-    starts (to interrupt it, for instance).
+    starts (to interrupt it, for instance). ``start_at``: the date the run starts at, for
+    time windows (default: now; another date makes sense on a virtual ``clock``).
     """
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
-    options = RunOptions(max_concurrency, fail_fast, priority, seed, cache)
+    options = RunOptions(max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at))
     rid = run_id or new_run_id()
     journal = None
     if store is not None:
@@ -333,6 +336,13 @@ def _resume_workflow(info: RunInfo, workflow: Workflow | str | Path | None) -> W
     return load(info.source)
 
 
+def _epoch(moment: datetime | None) -> float | None:
+    """Epoch seconds of a date (one without a time zone is taken as UTC)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def run_sync(workflow: Workflow | str | Path, **kwargs: object) -> RunResult:
     """``run`` for callers without an event loop: same arguments, same result."""
     return asyncio.run(run(workflow, **kwargs))  # type: ignore[arg-type]
@@ -344,8 +354,10 @@ async def simulate(
     workers: int | None = None,
     priority: Priority = "planned",
     observers: Sequence[RunObserver] = (),
+    start_at: datetime | None = None,
 ) -> RunResult:
-    """Run on the virtual clock: every step takes its estimate, no agent is called."""
+    """Run on the virtual clock: every step takes its estimate, no agent is called.
+    ``start_at``: the date the simulated run starts at, for time windows (default: now)."""
     wf = _workflow(workflow)
     clock = VirtualClock()
     with frozen_gc():
@@ -354,7 +366,9 @@ async def simulate(
             agents={},
             backend=VirtualBackend(clock),
             clock=clock,
-            options=RunOptions(max_concurrency=workers, priority=priority),
+            options=RunOptions(
+                max_concurrency=workers, priority=priority, wall_start=_epoch(start_at)
+            ),
             observers=observers,
             virtual=True,
         )

@@ -79,13 +79,19 @@ def test_wfcommons_tasks_runtimes_and_demands(path: Path) -> None:
         task, run = spec[step.id], runs[step.id]
         assert step.estimate == pytest.approx(run["runtimeInSeconds"])
         assert sorted(step.needs) == sorted(task["parents"])
-        expected = {
-            k: run[f]
-            for k, f in (("cores", "coreCount"), ("memory_bytes", "memoryInBytes"))
-            if f in run
-        }
-        assert (step.input or {}) == expected
+        expected = {"cores": run.get("coreCount", 1)}
+        if "memoryInBytes" in run and "memory" in wf.resources.pools["machines"].capacity:
+            expected["memory"] = run["memoryInBytes"]
+        assert step.uses == {"machines": expected}
+        assert step.input is None
         assert wf.agents[step.agent].kind == "sleep"
+    machines = doc["execution"]["machines"]
+    pool = wf.resources.pools["machines"].capacity
+    assert pool["cores"] == sum(m["cpu"]["coreCount"] for m in machines)
+    if all("memoryInBytes" in m for m in machines):
+        assert pool["memory"] == sum(m["memoryInBytes"] for m in machines)
+    else:
+        assert "memory" not in pool
 
 
 def test_wfcommons_groups_steps_by_program() -> None:

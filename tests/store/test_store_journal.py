@@ -67,6 +67,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
             "priority": "planned",
             "seed": None,
             "cache": True,
+            "wall_start": None,
         },
         None,
         {"id": "a", "input": "héllo"},
@@ -92,6 +93,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
         "priority": "planned",
         "seed": None,
         "cache": True,
+        "wall_start": None,
     }
     assert info.fingerprint == hashlib.sha256(info.definition.encode()).hexdigest()
     assert (info.pid, info.version) == (os.getpid(), cp.__version__)
@@ -120,6 +122,7 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
         "priority": "fifo",
         "seed": 11,
         "cache": True,
+        "wall_start": None,
     }
     assert info.options == expected
     assert json.loads(entries[0].data or "") == expected

@@ -149,6 +149,7 @@ def test_resume_after_a_failure_runs_only_what_did_not_succeed(store: Store) -> 
         "priority": "fifo",
         "seed": None,
         "cache": True,
+        "wall_start": None,
         "resumed": True,
     }
     info = go(store.get_run(first.run_id))

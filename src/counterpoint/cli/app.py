@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -392,11 +393,22 @@ def simulate(
             "simulated before the run), critical-path or fifo."
         ),
     ] = PriorityRule.planned,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--at",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"],
+            help="The date the simulated run starts at, for time windows (default: now; UTC "
+            "unless it has an offset).",
+        ),
+    ] = None,
 ) -> None:
     """Run on the virtual clock (each step takes its estimate): makespan and lower bound."""
     wf = _load(file)
     workers = workers or wf.max_concurrency
-    result = asyncio.run(simulate_workflow(wf, workers=workers, priority=priority.value))
+    result = asyncio.run(
+        simulate_workflow(wf, workers=workers, priority=priority.value, start_at=at)
+    )
     stats = analyse(Graph.from_workflow(wf))
     if json_out:
         bound = stats.lower_bound(workers)

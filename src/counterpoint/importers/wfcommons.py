@@ -3,6 +3,11 @@
 Tasks and their parents come from ``workflow.specification.tasks``; each task's measured
 ``runtimeInSeconds`` (and ``coreCount`` and ``memoryInBytes`` where present) from
 ``workflow.execution.tasks``. Steps are grouped into one placeholder agent per program.
+
+The machines of ``workflow.execution.machines`` become one pool, ``machines``, with their
+cores (and memory, when every machine gives it) added up; each step uses its task's cores
+(one when the trace gives none) and memory from it. One pool for all machines is a
+simplification: a task's memory may span two machines in the simulation.
 """
 
 from __future__ import annotations
@@ -69,12 +74,43 @@ def read(path: Path) -> dict[str, Any]:
     name = str(doc.get("name") or path.stem)
     makespan = execution.get("makespanInSeconds")
     measured_note = f"; measured makespan {makespan} s" if makespan is not None else ""
-    return {
+    out: dict[str, Any] = {
         "name": agent_name(name),
         "description": f"WfCommons instance {path.name}: {len(steps)} tasks{measured_note}",
         "agents": agents,
-        "steps": steps,
     }
+    pool = _machines(execution.get("machines"))
+    if pool:
+        out["resources"] = {"pools": {"machines": pool}}
+        for step in steps:
+            wants = step.pop("_uses")
+            step["uses"] = {"machines": {k: v for k, v in wants.items() if k in pool}}
+    else:
+        for step in steps:
+            step.pop("_uses")
+    out["steps"] = steps
+    return out
+
+
+def _machines(machines: object) -> dict[str, float]:
+    """The cores (and memory) of all the trace's machines together; ``{}`` if none given."""
+    if not isinstance(machines, list) or not machines:
+        return {}
+    cores = 0.0
+    memory: float | None = 0.0
+    for m in machines:
+        cpu = m.get("cpu") if isinstance(m, dict) else None
+        count = cpu.get("coreCount") if isinstance(cpu, dict) else None
+        if not isinstance(count, int | float) or isinstance(count, bool) or count <= 0:
+            return {}
+        cores += count
+        mem = m.get("memoryInBytes")
+        if memory is not None and isinstance(mem, int | float) and not isinstance(mem, bool):
+            memory += mem
+        else:
+            memory = None
+    pool = {"cores": cores, "memory": memory} if memory else {"cores": cores}
+    return {k: int(v) if v == int(v) else v for k, v in pool.items()}
 
 
 def _program(task: dict[str, Any], run: dict[str, Any]) -> str:
@@ -122,13 +158,12 @@ def _steps(
         if needs:
             step["needs"] = needs
         step["estimate"] = seconds(float(runtime))
-        demands = {
-            key: run[field]
-            for key, field in (("cores", "coreCount"), ("memory_bytes", "memoryInBytes"))
-            if isinstance(run.get(field), int | float)
-        }
-        if demands:
-            step["input"] = demands
+        uses: dict[str, float] = {"cores": 1}
+        for key, field in (("cores", "coreCount"), ("memory", "memoryInBytes")):
+            value = run.get(field)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                uses[key] = value
+        step["_uses"] = uses  # becomes `uses` of the machines' pool, if the trace lists them
         steps.append(step)
 
     return agents, steps

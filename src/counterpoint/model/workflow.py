@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from counterpoint.durations import parse_duration
+from counterpoint.model.windows import Window, as_windows, parse_timezone
 
 if TYPE_CHECKING:
     from counterpoint.graph.dag import Graph
@@ -55,6 +56,7 @@ __all__ = [
     "StepDefaults",
     "SyncPoint",
     "Validation",
+    "Window",
     "Workflow",
 ]
 
@@ -297,11 +299,21 @@ def parse_rate(value: object) -> tuple[float, float]:
     raise ValueError(f"bad rate {value!r}: write an amount per interval (500/min, 10/s, 90k/h)")
 
 
+_POOL_KEYS = ("description", "available", "overflow", "fair")
+
+
 class Pool(_Model):
     """A resource with a capacity: a count (``db: 2``) or several weighted dimensions
-    (``machine: {cpu: 8, memory: 32GiB}``)."""
+    (``machine: {cpu: 8, memory: 32GiB}``).
+
+    ``available``: time windows outside which no new work takes from it. ``overflow``: how
+    far above its capacity it may go (a soft constraint), used only when waiting would miss
+    a deadline. ``fair``: streams competing for it share it by their blocks' ``shares``."""
 
     capacity: dict[str, Amount]
+    available: Annotated[tuple[Window, ...], BeforeValidator(as_windows)] = ()
+    overflow: dict[str, Amount] = Field(default_factory=dict)
+    fair: bool = False
     description: str | None = None
 
     @model_validator(mode="before")
@@ -310,12 +322,34 @@ class Pool(_Model):
         if isinstance(value, int | float | str) and not isinstance(value, bool):
             return {"capacity": {"slots": value}}
         if isinstance(value, dict) and "capacity" not in value:
-            extra = {k: v for k, v in value.items() if k != "description"}
-            return {
-                "capacity": extra,
-                **({"description": value["description"]} if "description" in value else {}),
-            }
+            extra = {k: v for k, v in value.items() if k not in _POOL_KEYS}
+            return {"capacity": extra, **{k: value[k] for k in _POOL_KEYS if k in value}}
         return value
+
+    @field_validator("capacity", mode="before")
+    @classmethod
+    def _one_capacity(cls, value: object) -> object:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            return {"slots": value}
+        return value
+
+    @model_validator(mode="after")
+    def _overflow_dims(self) -> Pool:
+        for dim in self.overflow:
+            if dim not in self.capacity:
+                have = ", ".join(self.capacity)
+                raise ValueError(f"overflow of {dim!r}, which the pool does not have ({have})")
+        return self
+
+    @field_validator("overflow", mode="before")
+    @classmethod
+    def _one_overflow(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, dict) or value is None:
+            return value or {}
+        capacity = info.data.get("capacity") or {}
+        if len(capacity) != 1:
+            raise ValueError("give the overflow per dimension ({cpu: 2}) when the pool has several")
+        return {next(iter(capacity)): value}
 
 
 class RateLimit(_Model):
@@ -324,6 +358,7 @@ class RateLimit(_Model):
 
     limits: dict[str, tuple[float, float]]  # dimension -> (amount, interval s)
     burst: dict[str, Amount] = Field(default_factory=dict)
+    available: Annotated[tuple[Window, ...], BeforeValidator(as_windows)] = ()
     description: str | None = None
 
     @model_validator(mode="before")
@@ -333,7 +368,9 @@ class RateLimit(_Model):
             return {"limits": {"requests": parse_rate(value)}}
         if isinstance(value, dict) and "limits" not in value:
             limits = {
-                k: parse_rate(v) for k, v in value.items() if k not in ("burst", "description")
+                k: parse_rate(v)
+                for k, v in value.items()
+                if k not in ("burst", "description", "available")
             }
             burst = value.get("burst", {})
             if isinstance(burst, int | float | str) and not isinstance(burst, bool):
@@ -344,8 +381,9 @@ class RateLimit(_Model):
                     )
                 burst = {next(iter(limits)): burst}
             out: dict[str, object] = {"limits": limits, "burst": burst}
-            if "description" in value:
-                out["description"] = value["description"]
+            for key in ("description", "available"):
+                if key in value:
+                    out[key] = value[key]
             return out
         return value
 
@@ -367,11 +405,19 @@ class Budget(_Model):
 
 
 class Resources(_Model):
-    """What steps share: pools with capacities, rate limits, and budgets for the run."""
+    """What steps share: pools with capacities, rate limits, and budgets for the run;
+    ``timezone``: of the windows' times that do not give their own (default UTC)."""
 
     pools: dict[str, Pool] = Field(default_factory=dict)
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     budgets: dict[str, Budget] = Field(default_factory=dict)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_timezone(value)
+        return value
 
 
 class Quality(_Model):
@@ -415,6 +461,9 @@ class Step(_Model):
         (), description="alternative agents raced against `agent`: the first valid result wins"
     )
     priority: int = Field(0, description="higher starts first, before any rule decides")
+    deadline: Duration | None = Field(
+        None, description="finish within this long of the run's start (pools may overflow)"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -560,6 +609,9 @@ class Workflow(_Model):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     defaults: StepDefaults = StepDefaults()
     max_concurrency: int | None = Field(None, ge=1)
+    deadline: Duration | None = Field(
+        None, description="finish the run within this long (pools may overflow to make it)"
+    )
     resources: Resources = Resources()
     items: tuple[Item, ...] = Field(alias="steps")
 

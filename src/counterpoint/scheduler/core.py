@@ -52,7 +52,9 @@ class Scheduler:
 
     __slots__ = (
         "_heap",
+        "_parked",
         "_seq",
+        "_track",
         "caps",
         "graph",
         "group_of",
@@ -64,6 +66,7 @@ class Scheduler:
         "resources",
         "running",
         "state",
+        "unstartable",
         "waiting_on",
     )
 
@@ -95,7 +98,11 @@ class Scheduler:
         self.caps: list[int | None] = list(caps)
         self.group_running: list[int] = [0] * len(self.caps)
         self.resources = resources
+        self._track = resources is not None and resources.track_ready
         self._heap: list[tuple[float, int, int]] = []
+        # ready steps whose resource's time window is closed: (when it opens, heap entry)
+        self._parked: list[tuple[float, tuple[float, int, int]]] = []
+        self.unstartable: list[int] = []  # ready steps whose window never opens again
         self._seq = 0
         if done:
             finished = set(done)
@@ -122,7 +129,17 @@ class Scheduler:
 
     @property
     def ready(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._parked)
+
+    def next_wake(self) -> float | None:
+        """The earliest clock time a waiting step may fit: a rate limit allows it or a time
+        window opens (``None``: nothing waits for time)."""
+        res = self.resources
+        rate = res.next_wake() if res is not None else None
+        window = self._parked[0][0] if self._parked else None
+        if rate is None:
+            return window
+        return rate if window is None else min(rate, window)
 
     def _release(self, i: int) -> None:
         self.state[i] = _R
@@ -130,6 +147,16 @@ class Scheduler:
             self.released.append(i)
         self._seq += 1
         heapq.heappush(self._heap, (-self.priority[i], self._seq, i))
+        if self._track:
+            self.resources.ready(i, 1)  # type: ignore[union-attr]
+
+    def reprioritise(self, priority: Sequence[float]) -> None:
+        """New priorities (a new plan): the ready steps are reordered by them."""
+        self.priority = list(priority)
+        self._heap = [(-self.priority[i], seq, i) for _, seq, i in self._heap]
+        heapq.heapify(self._heap)
+        self._parked = [(t, (-self.priority[i], seq, i)) for t, (_, seq, i) in self._parked]
+        heapq.heapify(self._parked)
 
     def _expect(self, i: int, state: StepState) -> None:
         if self.state[i] is not state:
@@ -181,6 +208,9 @@ class Scheduler:
             return []
         res.begin_take()
         heap, state = self._heap, self.state
+        parked = self._parked
+        while parked and parked[0][0] <= now + 1e-9:  # their window is open (or may be)
+            heapq.heappush(heap, heapq.heappop(parked)[1])
         groups, caps, busy = self.group_of, self.caps, self.group_running
         free = self.limit - self.running
         started: list[int] = []
@@ -203,13 +233,14 @@ class Scheduler:
                 misses += 1
                 continue
             if not res.fits(i, now):
-                res.passed_over(i, now)
-                held.append(entry)
-                misses += 1
-                if res.aged(i) and i not in blockers:
-                    blockers.append(i)
+                if self._not_now(entry, now, held):
+                    misses += 1
+                    if res.aged(i) and i not in blockers:
+                        blockers.append(i)
                 continue
             res.acquire(i, now)
+            if self._track:
+                res.ready(i, -1)
             if g >= 0:
                 busy[g] += 1
             state[i] = _X
@@ -219,6 +250,26 @@ class Scheduler:
             heapq.heappush(heap, entry)
         self.running += len(started)
         return started
+
+    def _not_now(
+        self, entry: tuple[float, int, int], now: float, held: list[tuple[float, int, int]]
+    ) -> bool:
+        """A step did not fit: park it until its window opens, or hold it for later; returns
+        whether it counts as passed over by a lower-priority step (backfilling)."""
+        res = self.resources
+        assert res is not None
+        i = entry[2]
+        if res.why == "window":  # out of the way until the window opens
+            if res.opens_at is None:
+                self.unstartable.append(i)  # the engine fails it: ``never_starts``
+                if self._track:
+                    res.ready(i, -1)
+            else:
+                heapq.heappush(self._parked, (res.opens_at, entry))
+            return False
+        res.passed_over(i, now)
+        held.append(entry)
+        return res.why != "fair"  # a stream at its share: others may go, no backfill limit
 
     def _admit_aged(self, now: float, free: int, started: list[int]) -> tuple[int, list[int]]:
         """Start the aged steps that fit now; returns the free slots left and the aged steps
@@ -234,11 +285,16 @@ class Scheduler:
             cap = caps[g] if g >= 0 else None
             if (cap is None or busy[g] < cap) and res.fits(b, now):
                 res.acquire(b, now)
+                if self._track:
+                    res.ready(b, -1)
                 if g >= 0:
                     busy[g] += 1
                 state[b] = _X  # its heap entry is dropped when it comes up
                 started.append(b)
                 free -= 1
+            elif res.why == "window":  # parked by the scan below until its window opens
+                res.aged_steps.discard(b)
+                res.skipped[b] = 0
             else:
                 res.passed_over(b, now)
         return free, [b for b in aged if state[b] is _R]
@@ -286,6 +342,14 @@ class Scheduler:
         self.open -= 1
         return self._skip_downstream(i)
 
+    def never_starts(self, i: int) -> list[int]:
+        """Ready step ``i`` cannot ever start (a window that never opens again): it fails;
+        returns the downstream steps now skipped."""
+        self._expect(i, _R)
+        self.state[i] = StepState.FAILED
+        self.open -= 1
+        return self._skip_downstream(i)
+
     def retry_later(self, i: int) -> None:
         """Step ``i`` failed an attempt and will be tried again; it frees its slot meanwhile."""
         self._expect(i, _X)
@@ -312,6 +376,7 @@ class Scheduler:
             self.state[i] = StepState.CANCELLED
         self.open -= len(out)
         self._heap.clear()
+        self._parked.clear()
         return out
 
     def _skip_downstream(self, i: int) -> list[int]:

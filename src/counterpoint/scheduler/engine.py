@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
 
@@ -60,6 +60,8 @@ class RunOptions:
     priority: Priority = "planned"
     seed: int | None = None
     cache: bool = True  # use and fill the store's cache for agents that ask for it
+    wall_start: float | None = None  # epoch seconds the run starts at (default: now), for
+    # time windows; set it to simulate a run at another date
 
 
 def new_run_id() -> str:
@@ -203,7 +205,13 @@ class Engine:
             )
             if wf.resources.budgets or any(d is not None for d in demands):
                 self.resources = ResourceManager(
-                    wf.resources, demands, self.clock.now(), self._spent
+                    wf.resources,
+                    demands,
+                    self.clock.now(),
+                    self._spent,
+                    estimates=self.graph.estimates,
+                    latest_finish=self._latest_finish(),
+                    **self._fair_streams(),
                 )
         return Scheduler(
             self.graph,
@@ -215,6 +223,42 @@ class Engine:
             caps=caps,
             resources=self.resources,
         )
+
+    def _latest_finish(self) -> list[float] | None:
+        """When each step must end (seconds from the start) for every deadline to be met
+        given the estimates of the work after it; ``None`` when no soft pool could use it."""
+        wf = self.workflow
+        steps = self._steps
+        if not any(p.overflow for p in wf.resources.pools.values()):
+            return None
+        if wf.deadline is None and not any(s.deadline is not None for s in steps):
+            return None
+        inf = float("inf")
+        graph = self.graph
+        est = graph.estimates
+        ranks = upward_ranks(graph)
+        run_deadline = wf.deadline if wf.deadline is not None else inf
+        latest = [
+            min(s.deadline if s.deadline is not None else inf, run_deadline - (ranks[i] - est[i]))
+            for i, s in enumerate(steps)
+        ]
+        for i in reversed(graph.order):
+            for j in graph.succs[i]:
+                latest[i] = min(latest[i], latest[j] - est[j])
+        return latest
+
+    def _fair_streams(self) -> dict[str, Any]:
+        """Streams and their weights (their blocks' ``shares``, else 1) for fair pools."""
+        if self.patterns is None or not any(p.fair for p in self.workflow.resources.pools.values()):
+            return {}
+        groups = [-1] * len(self._steps)
+        weights: list[float] = []
+        parts = self.workflow.plan.parts
+        for g, stream in enumerate(self.patterns.streams):
+            weights.append(float(parts[stream.part].shares.get(stream.name, 1)))
+            for i in stream.steps:
+                groups[i] = g
+        return {"groups": groups, "weights": weights}
 
     def _parts(self) -> dict[str, dict[str, object]]:
         """Each construct's pattern, status and times (its first step's start, its end)."""
@@ -278,8 +322,14 @@ class Engine:
 
     async def run(self) -> RunResult:
         """Run every step to a final state and return the result."""
-        wall0 = self._wall0 = time.time()
+        given = self.options.wall_start
+        wall0 = self._wall0 = given if given is not None else time.time()
         self._t0 = self._t_end = self.clock.now()
+        res = self.resources
+        if res is not None:
+            res.wall_offset = wall0 - self._t0
+            if res.latest_finish is not None:
+                res.latest_finish = [self._t0 + t for t in res.latest_finish]
         for o in self.observers:
             o.run_started(self.run_id, self.workflow.name, self.records)
         with frozen_gc():
@@ -320,6 +370,8 @@ class Engine:
                 continue  # stopping may have finished the run (only retries were waiting)
             started = sched.take(self.clock.now()) if self.resources is not None else sched.take()
             if self.resources is not None:
+                if sched.unstartable or self.resources.overflows:
+                    self._note_resources()
                 self._wake_for_rates()
                 if self.resources.exhausted and not self._stop_reason:
                     self._stop_reason = "budget"  # no new work; running steps finish
@@ -417,10 +469,48 @@ class Engine:
             )
         return todo
 
+    def _note_resources(self) -> None:
+        """Steps whose window never opens again fail; overflows of soft pools are recorded."""
+        res = self.resources
+        assert res is not None
+        sched = self.scheduler
+        now = self.clock.now() - self._t0
+        for i in sched.unstartable:
+            rec = self.records[i]
+            name = next(n for n in self._steps[i].uses if n in res.windows)
+            rec.status = StepState.FAILED
+            rec.error = rec.error or (
+                f"resource {name!r} has no time window open after "
+                f"{datetime.fromtimestamp(self._wall0 + now, UTC).isoformat(timespec='seconds')}"
+                ": the step can never start"
+            )
+            rec.end = now
+            if self.journal is not None:
+                self.journal.event(rec.id, "failed", rec.error, rec.attempts)
+            self._settle(rec, sched.never_starts(i))
+            if self.options.fail_fast and not self._stop_reason:
+                self._stop_reason = "fail-fast"
+        sched.unstartable.clear()
+        for over in res.overflows:
+            step_id = self.graph.ids[over.step]
+            data: dict[str, object] = {
+                "pool": over.pool,
+                "dimension": over.dimension,
+                "over": over.over,
+                "capacity": over.capacity,
+            }
+            if res.latest_finish is not None:  # why: it had to end by then
+                data["must_end_by_s"] = res.latest_finish[over.step] - self._t0
+            if self.journal is not None:
+                self.journal.event(step_id, "overflow", data)
+            self._emit(step_id, "overflow", data)
+        res.overflows.clear()
+
     def _wake_for_rates(self) -> None:
-        """Steps wait for a rate limit: wake the loop when the first of them may start."""
+        """Steps wait for a rate limit or a time window: wake the loop when the first of
+        them may start."""
         assert self.resources is not None
-        when = self.resources.next_wake()
+        when = self.scheduler.next_wake()
         if when is None:
             return
         now = self.clock.now()

@@ -10,6 +10,13 @@ compete with it for a pool wait behind it, so it cannot starve.
 Rate limits: at most an amount per interval in each dimension over any sliding window (a log
 of what was admitted), or, with ``burst``, a token bucket of that size refilled at the rate.
 Time is the clock's: the same code runs on the virtual clock.
+
+Time windows (temporal constraints): a step that uses a resource outside its windows waits,
+without counting as passed over, until one opens (the wall time is the run's start plus
+the clock's time since). Overflow (soft constraints): a pool with ``overflow`` may go above
+its capacity by that much, for a step that would miss its deadline by waiting; each time is
+recorded. Fair pools: streams that compete for one are held to their weighted share of it
+while another stream has work waiting for it (work-conserving: an idle share is used).
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from counterpoint.model.windows import WindowSet
 from counterpoint.model.workflow import Resources, Step
 
-__all__ = ["AGING_AFTER", "Demand", "ResourceManager", "compile_demands"]
+__all__ = ["AGING_AFTER", "Demand", "Overflow", "ResourceManager", "compile_demands"]
 
 AGING_AFTER = 8
 BACKFILL_WINDOW = 16  # steps passed over in one take before the scan stops until next time
@@ -35,6 +43,22 @@ class Demand:
     pools: tuple[tuple[str, str, float], ...]  # (pool, dimension, amount)
     rates: tuple[tuple[str, str, float], ...]  # (limit, dimension, amount)
     budgets: tuple[tuple[str, float], ...] = ()  # (budget, amount reserved until it ends)
+    windows: tuple[str, ...] = ()  # resources it uses that have time windows
+
+
+_NO_DEMAND = Demand((), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """A soft pool went above its capacity for a step that would have missed a deadline."""
+
+    step: int
+    pool: str
+    dimension: str
+    over: float  # how far above the capacity
+    capacity: float
+    at: float  # clock time
 
 
 def compile_demands(
@@ -121,7 +145,13 @@ def compile_demands(
                             )
                         )
                     rates.append((name, dim, n))
-        demands.append(Demand(tuple(pools), tuple(rates), tuple(budgets)))
+        gated = tuple(
+            name
+            for name in step.uses
+            if ((pool := resources.pools.get(name)) is not None and pool.available)
+            or ((limit := resources.rate_limits.get(name)) is not None and limit.available)
+        )
+        demands.append(Demand(tuple(pools), tuple(rates), tuple(budgets), gated))
     return demands, problems
 
 
@@ -217,7 +247,7 @@ class _Bucket:
 
 
 class ResourceManager:
-    """Pools and rate limits of one run, and the demand of each step."""
+    """Pools, rate limits, windows and budgets of one run, and the demand of each step."""
 
     def __init__(
         self,
@@ -225,8 +255,18 @@ class ResourceManager:
         demands: list[Demand | None],
         start: float,
         spent: dict[str, float] | None = None,
+        *,
+        wall_offset: float = 0.0,
+        estimates: Sequence[float] = (),
+        latest_finish: Sequence[float] | None = None,
+        groups: Sequence[int] | None = None,
+        weights: Sequence[float] = (),
     ) -> None:
-        """``spent``: what earlier sessions of this run charged to each budget."""
+        """``spent``: what earlier sessions of this run charged to each budget.
+        ``wall_offset``: epoch seconds minus clock seconds, for time windows.
+        ``estimates`` and ``latest_finish`` (clock time each step must end by to meet the
+        deadlines; ``inf`` if none): for overflowing soft pools. ``groups`` (a stream per
+        step, -1 for none) and ``weights`` (a weight per stream): for fair pools."""
         self.demands = demands
         self.budgets = resources.budgets
         self.spent: dict[str, float] = dict.fromkeys(resources.budgets, 0.0)
@@ -241,6 +281,7 @@ class ResourceManager:
             for name, pool in resources.pools.items()
             for dim, cap in pool.capacity.items()
         }
+        self.capacity = dict(self.free)
         self.limits: dict[tuple[str, str], _Window | _Bucket] = {}
         for name, limit in resources.rate_limits.items():
             for dim, (amount, interval) in limit.limits.items():
@@ -257,17 +298,62 @@ class ResourceManager:
             frozenset((name, dim) for name, dim, _ in d.pools) if d is not None else frozenset()
             for d in demands
         ]
+        self.why = ""  # why the last ``fits`` said no: pool, rate, budget, window, fair
+        # time windows
+        self.wall_offset = wall_offset
+        self.windows: dict[str, WindowSet] = {
+            name: WindowSet(windows, resources.timezone)
+            for name, windows in [
+                *((n, p.available) for n, p in resources.pools.items()),
+                *((n, r.available) for n, r in resources.rate_limits.items()),
+            ]
+            if windows
+        }
+        self._window_state: dict[str, tuple[bool, float | None]] = {}
+        self.opens_at: float | None = None  # clock time the window in the way opens (None: never)
+        self.closed_by = ""  # the resource whose window is closed
+        # soft pools: overflow for steps that would miss a deadline by waiting
+        self.overflow: dict[tuple[str, str], float] = {
+            (name, dim): extra
+            for name, pool in resources.pools.items()
+            for dim, extra in pool.overflow.items()
+        }
+        self.estimates = estimates
+        self.latest_finish = latest_finish
+        self.started_at: dict[int, float] = {}  # running steps, for soft pools' waits
+        self.overflows: list[Overflow] = []  # to record: each time a pool overflowed
+        self._overflowing: list[tuple[str, str, float]] = []
+        # fair pools
+        self.fair = frozenset(name for name, pool in resources.pools.items() if pool.fair)
+        self.groups = groups
+        self.weights = weights
+        self.waiting: dict[str, dict[int, int]] = {name: {} for name in self.fair}
+        self.holding: dict[str, dict[int, float]] = {name: {} for name in self.fair}
+        self.track_ready = bool(self.fair) and groups is not None
+
+    # --- admission ----------------------------------------------------------------------------
 
     def fits(self, i: int, now: float) -> bool:
         d = self.demands[i]
         if d is None:
             return True
+        if d.windows and not self._windows_open(d.windows, now):
+            self.why = "window"
+            return False
         free = self.free
+        over: list[tuple[str, str, float]] | None = None
         for name, dim, n in d.pools:
             if free[name, dim] + _EPS < n:
-                return False
+                extra = self.overflow.get((name, dim), 0.0)
+                if free[name, dim] + extra + _EPS < n or not self._urgent(i, name, dim, n, now):
+                    self.why = "pool"
+                    return False
+                if over is None:
+                    over = []
+                over.append((name, dim, n - max(free[name, dim], 0.0)))
         limits = self.limits
         if not all(limits[name, dim].allows(n, now) for name, dim, n in d.rates):
+            self.why = "rate"
             return False
         for name, n in d.budgets:
             left = self.budgets[name].limit - self.spent[name] - self.reserved[name]
@@ -275,16 +361,97 @@ class ResourceManager:
                 if self.reserved[name] <= _EPS:  # nothing running can give any back
                     self.exhausted = name
                     self.blocked = (i, n)
+                self.why = "budget"
+                return False
+        if self.fair and self.groups is not None and not self._fair_share(i, d):
+            self.why = "fair"
+            return False
+        self._overflowing = over or []
+        return True
+
+    def _windows_open(self, names: tuple[str, ...], now: float) -> bool:
+        wall = now + self.wall_offset
+        for name in names:
+            state = self._window_state.get(name)
+            if state is None or (state[1] is not None and wall >= state[1] - _EPS):
+                state = self._window_state[name] = self.windows[name].state(wall)
+            if not state[0]:
+                self.closed_by = name
+                self.opens_at = None if state[1] is None else state[1] - self.wall_offset
                 return False
         return True
 
-    def rate_wait(self, i: int, now: float) -> float | None:
-        """When the rate limits would let step ``i`` start (``None``: they are not in its way)."""
+    def _urgent(self, i: int, name: str, dim: str, n: float, now: float) -> bool:
+        """Whether waiting for ``n`` of the pool to come back would make step ``i`` miss the
+        latest time it may end (its deadline, or the run's less the work after it)."""
+        latest = self.latest_finish
+        if latest is None or latest[i] == float("inf"):
+            return False
+        short = n - self.free[name, dim]
+        back = sorted(
+            (t + self.estimates[j], amount)
+            for j, t in self.started_at.items()
+            for pn, pd, amount in (self.demands[j] or _NO_DEMAND).pools
+            if (pn, pd) == (name, dim)
+        )
+        when = now
+        for end, amount in back:
+            short -= amount
+            when = max(now, end)
+            if short <= _EPS:
+                break
+        return when + self.estimates[i] > latest[i] + _EPS
+
+    def _fair_share(self, i: int, d: Demand) -> bool:
+        """Whether step ``i``'s stream stays within its weighted share of each fair pool it
+        uses, or no other stream is waiting for that pool."""
+        assert self.groups is not None
+        g = self.groups[i]
+        if g < 0:
+            return True
+        for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
+            waiting, holding = self.waiting[name], self.holding[name]
+            if not any(n for h, n in waiting.items() if h != g):
+                continue  # nobody else wants it now: use what is free
+            held = holding.get(g, 0.0)
+            if held <= _EPS:
+                continue  # every stream gets at least one step in
+            active = {h for h, n in waiting.items() if n} | {h for h, x in holding.items() if x}
+            active.add(g)
+            share = self.weights[g] / sum(self.weights[h] for h in active)
+            if held + self._share(name, d) > share + _EPS:
+                return False
+        return True
+
+    def _share(self, pool: str, d: Demand) -> float:
+        """The dominant share of ``pool`` that demand ``d`` takes (the largest fraction of
+        any of its dimensions)."""
+        cap = self.capacity
+        return max((n / cap[p, dim] for p, dim, n in d.pools if p == pool), default=0.0)
+
+    def ready(self, i: int, delta: int) -> None:
+        """Step ``i`` became ready (``delta`` 1) or left the ready steps (-1); kept for fair
+        pools."""
+        d = self.demands[i]
+        if d is None or self.groups is None:
+            return
+        g = self.groups[i]
+        if g < 0:
+            return
+        for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
+            w = self.waiting[name]
+            w[g] = w.get(g, 0) + delta
+
+    def wait_until(self, i: int, now: float) -> float | None:
+        """When the rate limits would let step ``i`` start (``None``: they are not in its
+        way)."""
         d = self.demands[i]
         if d is None or not d.rates:
             return None
         when = max(self.limits[name, dim].when(n, now) for name, dim, n in d.rates)
         return when if when > now + _EPS else None
+
+    rate_wait = wait_until
 
     def acquire(self, i: int, now: float) -> None:
         d = self.demands[i]
@@ -299,6 +466,18 @@ class ResourceManager:
             self.limits[name, dim].take(n, now)
         for name, n in d.budgets:
             self.reserved[name] += n
+        if self.latest_finish is not None:
+            self.started_at[i] = now
+        if self._overflowing:
+            for name, dim, over in self._overflowing:
+                self.overflows.append(Overflow(i, name, dim, over, self.capacity[name, dim], now))
+            self._overflowing = []
+        if self.track_ready:
+            g = self.groups[i]  # type: ignore[index]
+            if g >= 0:
+                for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
+                    h = self.holding[name]
+                    h[g] = h.get(g, 0.0) + self._share(name, d)
 
     def release(self, i: int) -> None:
         """Step ``i`` ended: its pools come back; its budgets are charged what it measured
@@ -308,6 +487,13 @@ class ResourceManager:
             return
         for name, dim, n in d.pools:
             self.free[name, dim] += n
+        self.started_at.pop(i, None)
+        if self.track_ready:
+            g = self.groups[i]  # type: ignore[index]
+            if g >= 0:
+                for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
+                    h = self.holding[name]
+                    h[g] = max(0.0, h.get(g, 0.0) - self._share(name, d))
         measured = self.measured.pop(i, {})
         for name, n in d.budgets:
             self.reserved[name] -= n
@@ -353,9 +539,12 @@ class ResourceManager:
         self.held.clear()
 
     def passed_over(self, i: int, now: float) -> None:
-        self.skipped[i] += 1
-        if self.skipped[i] >= AGING_AFTER:
-            self.aged_steps.add(i)
+        """Step ``i`` did not fit (``why`` says which way): a pool, rate limit or budget in
+        its way counts toward aging; a closed window or a fair share does not."""
+        if self.why not in ("window", "fair"):
+            self.skipped[i] += 1
+            if self.skipped[i] >= AGING_AFTER:
+                self.aged_steps.add(i)
         wait = self.rate_wait(i, now)
         if wait is not None:
             self.held[i] = wait
