@@ -36,6 +36,7 @@ from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.progress import progress_for
 from counterpoint.observe.report import (
+    lower_bound_of,
     print_plan,
     print_run,
     print_runs,
@@ -49,7 +50,7 @@ from counterpoint.runner import run as run_workflow
 from counterpoint.runner import simulate as simulate_workflow
 from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.engine import Engine
-from counterpoint.scheduler.planning import choose_priority
+from counterpoint.scheduler.planning import PoolModel, choose_priority
 from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.store import MemoryStore, RunInfo, StepReplay, Store, open_store, replay
 
@@ -74,6 +75,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class PriorityRule(StrEnum):
     planned = "planned"
     critical_path = "critical-path"
+    efficiency = "efficiency"
     fifo = "fifo"
 
 
@@ -187,7 +189,8 @@ def run(
         PriorityRule,
         typer.Option(
             help="Which released step starts first: planned (the best of several rules, "
-            "simulated before the run), critical-path or fifo."
+            "simulated before the run), critical-path, efficiency (critical path per share "
+            "of the pools a step holds) or fifo."
         ),
     ] = PriorityRule.planned,
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
@@ -348,6 +351,7 @@ def plan(
     wf = _load(file)
     graph = Graph.from_workflow(wf)
     stats = analyse(graph)
+    choice = None if mermaid else _choice(wf, graph, workers)
     if mermaid:
         labels = {s.id: s.agent for s in wf.steps}
         out.print(to_mermaid(graph, labels, stats.critical_steps), end="", markup=False)
@@ -364,15 +368,15 @@ def plan(
             "critical_path": stats.critical_steps,
             "total_work_s": stats.total_work,
             "parallelism": stats.parallelism,
-            "lower_bound_s": stats.lower_bound(workers),
+            "lower_bound_s": choice["lower_bound_s"] if choice else stats.lower_bound(workers),
             "workers": workers,
             "unestimated_steps": stats.unestimated,
             "parts": wf.plan.describe(),
-            "planning": _choice(graph, workers),
+            "planning": choice,
         }
         _print_json(data)
         return
-    print_plan(out, wf.name, stats, workers, _choice(graph, workers))
+    print_plan(out, wf.name, stats, workers, choice)
     print_structure(out, wf.plan.describe())
 
 
@@ -390,7 +394,8 @@ def simulate(
         PriorityRule,
         typer.Option(
             help="Which released step starts first: planned (the best of several rules, "
-            "simulated before the run), critical-path or fifo."
+            "simulated before the run), critical-path, efficiency (critical path per share "
+            "of the pools a step holds) or fifo."
         ),
     ] = PriorityRule.planned,
     at: Annotated[
@@ -411,7 +416,7 @@ def simulate(
     )
     stats = analyse(Graph.from_workflow(wf))
     if json_out:
-        bound = stats.lower_bound(workers)
+        bound = lower_bound_of(result.planning, stats, workers)
         data = {
             "workflow": wf.name,
             "workers": workers,
@@ -567,9 +572,13 @@ def show(run_id: RunIdArg, json_out: JsonOpt = False, store: StoreOpt = None) ->
     print_run(out, info, states)
 
 
-def _choice(graph: Graph, workers: int | None) -> dict[str, object] | None:
-    """The planner's choice for ``workers`` (None without a limit: nothing to choose)."""
-    return choose_priority(graph, workers).to_json() if workers else None
+def _choice(wf: Workflow, graph: Graph, workers: int | None) -> dict[str, object] | None:
+    """The planner's choice for ``workers`` and the workflow's pools (None without either:
+    nothing to choose)."""
+    pools = PoolModel.of(wf)
+    if not workers and pools is None:
+        return None
+    return choose_priority(graph, workers, pools=pools).to_json()
 
 
 def _run_json(info: RunInfo) -> dict[str, object]:

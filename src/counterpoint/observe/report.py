@@ -18,6 +18,7 @@ from counterpoint.store.base import RunInfo
 from counterpoint.store.replay import StepReplay
 
 __all__ = [
+    "lower_bound_of",
     "print_plan",
     "print_run",
     "print_runs",
@@ -117,12 +118,13 @@ def print_plan(
         ("parallelism", f"{stats.parallelism:.2f} (work / critical path)"),
         (
             "lower bound",
-            f"{format_duration(stats.lower_bound(workers))}"
+            f"{format_duration(lower_bound_of(planning, stats, workers))}"
             + (
                 f" on {workers} worker{'s' if workers != 1 else ''}"
                 if workers
                 else " with unlimited workers"
-            ),
+            )
+            + (" and the pools" if _pools_bind(planning, stats, workers) else ""),
         ),
     ]
     if planning:
@@ -139,7 +141,10 @@ def print_simulation(
     console: Console, result: RunResult, stats: GraphStats, workers: int | None
 ) -> None:
     """The makespan on the virtual clock beside the critical path and the lower bound."""
-    bound = stats.lower_bound(workers)
+    bound = lower_bound_of(result.planning, stats, workers)
+    what = "max(critical path, work / workers" + (
+        ", each pool's work / capacity)" if _pools_bind(result.planning, stats, workers) else ")"
+    )
     ratio = result.makespan_s / bound if bound > 0 else 1.0
     console.print(Text(f"{result.workflow} on the virtual clock", style="bold"))
     rows = [
@@ -149,7 +154,7 @@ def print_simulation(
         ("total work", format_duration(stats.total_work) + f" ({stats.total_work:.6g}s)"),
         (
             "lower bound",
-            format_duration(bound) + f" ({bound:.6g}s) = max(critical path, work / workers)",
+            format_duration(bound) + f" ({bound:.6g}s) = {what}",
         ),
         ("makespan / bound", f"{ratio:.4f}"),
     ]
@@ -157,6 +162,21 @@ def print_simulation(
     if stats.unestimated:
         rows.append(("note", f"{stats.unestimated} steps have no estimate; 1s assumed"))
     _rows(console, rows)
+
+
+def lower_bound_of(
+    planning: Mapping[str, object] | None, stats: GraphStats, workers: int | None
+) -> float:
+    """The planner's lower bound (it counts the pools), else the graph's."""
+    given = planning.get("lower_bound_s") if planning else None
+    return float(given) if isinstance(given, int | float) else stats.lower_bound(workers)
+
+
+def _pools_bind(
+    planning: Mapping[str, object] | None, stats: GraphStats, workers: int | None
+) -> bool:
+    """Whether a pool's work over its capacity is what sets the lower bound."""
+    return lower_bound_of(planning, stats, workers) > stats.lower_bound(workers) + 1e-9
 
 
 def _planning_rows(planning: Mapping[str, object] | None) -> list[tuple[str, str]]:

@@ -37,7 +37,13 @@ from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
-from counterpoint.scheduler.planning import PlanChoice, choose_priority, user_lift
+from counterpoint.scheduler.planning import (
+    PlanChoice,
+    PoolModel,
+    choose_priority,
+    efficiency_priority,
+    user_lift,
+)
 from counterpoint.scheduler.resources import ResourceManager, compile_demands
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 from counterpoint.store.fingerprint import callable_name
@@ -46,7 +52,7 @@ from counterpoint.store.replay import StepReplay
 
 __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
-Priority = Literal["planned", "critical-path", "fifo"]
+Priority = Literal["planned", "critical-path", "efficiency", "fifo"]
 """Which released step starts first: ``planned`` (the best of several rules, simulated
 before the run), ``critical-path`` (longest estimated path to the end), or ``fifo``."""
 
@@ -181,12 +187,19 @@ class Engine:
         user: list[float] | None = [float(s.priority) for s in steps]
         if not any(user or ()):
             user = None
-        if self.options.priority == "planned":
-            self.planning = choose_priority(self.graph, max_conc, user=user)
+        rule = self.options.priority
+        pools = PoolModel.of(self.workflow) if rule in ("planned", "efficiency") else None
+        if rule == "planned":
+            self.planning = choose_priority(self.graph, max_conc, user=user, pools=pools)
             priority = self.planning.priority
-        elif self.options.priority == "critical-path":
+        elif rule in ("critical-path", "efficiency"):
             ranks = upward_ranks(self.graph)
-            priority = user_lift(user, max(ranks, default=0.0))(ranks)
+            values = (
+                ranks
+                if rule == "critical-path"
+                else efficiency_priority(self.graph, pools, max_conc)
+            )
+            priority = user_lift(user, max(ranks, default=0.0))(values)
         elif user is not None:  # fifo among steps of equal user priority
             priority = user_lift(user, 0.0)([0.0] * len(steps))
         groups: list[int] | None = None
