@@ -195,7 +195,8 @@ class PlainProgress(_Counts):
 
     def event(self, time: float, step_id: str, name: str, data: Mapping[str, object]) -> None:
         if self.total <= PLAIN_EVERY_STEP_UP_TO:
-            self.console.print(f"  {step_id}: {name} {dict(data)}", highlight=False, markup=False)
+            who = step_id or "run"
+            self.console.print(f"  {who}: {name} {dict(data)}", highlight=False, markup=False)
 
 
 def _first_line(text: str | None) -> str:

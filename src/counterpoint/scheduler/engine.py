@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import random
+import statistics
 import time
 import uuid
 from collections import deque
@@ -53,6 +54,9 @@ from counterpoint.store.replay import StepReplay
 __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
 Priority = Literal["planned", "critical-path", "efficiency", "fifo"]
+MAX_REPLANS = 16  # per session of a run
+REPLAN_BUDGET_S = 0.02  # planning time for each re-plan
+RATIO_WINDOW = 9  # an agent's last durations whose median says how long its steps take
 """Which released step starts first: ``planned`` (the best of several rules, simulated
 before the run), ``critical-path`` (longest estimated path to the end), or ``fifo``."""
 
@@ -171,6 +175,9 @@ class Engine:
         self._cache_keys: dict[int, str] = {}
         self._cache_puts: list[tuple[str, str]] = []
         self._t0 = self._t_end = self._wall0 = 0.0
+        self._ratios: dict[str, deque[float]] = {}  # agent -> recent actual / estimated
+        self._assumed: dict[str, float] = {}  # agent -> the ratio the current plan assumed
+        self._replans = 0
         self._pattern: str | None = None
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget"] = ""
         self._stopping = False
@@ -367,7 +374,7 @@ class Engine:
             error=self.error,
             store=self.journal.store.location if self.journal is not None else None,
             parts=self._parts(),
-            planning=self.planning.to_json() if self.planning is not None else None,
+            planning=self._planning_json(),
         )
         for o in self.observers:
             o.run_finished(result)
@@ -514,8 +521,6 @@ class Engine:
             }
             if res.latest_finish is not None:  # why: it had to end by then
                 data["must_end_by_s"] = res.latest_finish[over.step] - self._t0
-            if self.journal is not None:
-                self.journal.event(step_id, "overflow", data)
             self._emit(step_id, "overflow", data)
         res.overflows.clear()
 
@@ -714,7 +719,7 @@ class Engine:
         t = self.clock.now() - self._t0
         self.events.append(AgentEvent(t, step_id, name, dict(data)))
         if self.journal is not None:
-            self.journal.event(step_id, "event", {"name": name, "data": dict(data)})
+            self.journal.event(step_id or None, "event", {"name": name, "data": dict(data)})
         for o in self.observers:
             o.event(t, step_id, name, data)
 
@@ -750,6 +755,28 @@ class Engine:
                 self._cache_puts.append((key, text))
         return c
 
+    def _succeeded(self, c: Completion, rec: StepRecord) -> None:
+        i = c.index
+        self.outputs[i] = c.output
+        rec.output = c.output
+        rec.error = None  # earlier attempts' errors stay in rec.errors
+        rec.status = StepState.SUCCEEDED
+        rec.end = c.finished - self._t0
+        self.scheduler.succeeded(i)
+        if self.planning is not None and self.graph.estimated[i]:
+            self._learn(i, c.finished - c.started)
+        for o in self.observers:
+            o.step_finished(rec)
+        patterns = self.patterns
+        if patterns is not None:
+            patterns.succeeded(i, c.output)
+            for j, name, data in patterns.take_events():
+                self._emit(self.graph.ids[j], name, data)
+            stream = patterns.stream_done(i)
+            if stream is not None:
+                for o in self.observers:
+                    o.stream_progress(stream.part, stream.name, stream.done, len(stream.steps))
+
     def _finish(self, c: Completion) -> None:
         i = c.index
         rec = self.records[i]
@@ -759,22 +786,7 @@ class Engine:
         if c.outcome is Outcome.SUCCEEDED and (patterns is not None or journal is not None):
             c = self._vet(c)
         if c.outcome is Outcome.SUCCEEDED:
-            self.outputs[i] = c.output
-            rec.output = c.output
-            rec.error = None  # earlier attempts' errors stay in rec.errors
-            rec.status = StepState.SUCCEEDED
-            rec.end = c.finished - self._t0
-            sched.succeeded(i)
-            for o in self.observers:
-                o.step_finished(rec)
-            if patterns is not None:
-                patterns.succeeded(i, c.output)
-                for j, name, data in patterns.take_events():
-                    self._emit(self.graph.ids[j], name, data)
-                stream = patterns.stream_done(i)
-                if stream is not None:
-                    for o in self.observers:
-                        o.stream_progress(stream.part, stream.name, stream.done, len(stream.steps))
+            self._succeeded(c, rec)
             return
         if c.outcome is Outcome.CANCELLED:
             rec.status = StepState.CANCELLED
@@ -808,6 +820,80 @@ class Engine:
         self._settle(rec, sched.failed(i))
         if self.options.fail_fast and not self._stop_reason:
             self._stop_reason = "fail-fast"
+
+    # --- re-planning when durations are not what the plan assumed -----------------------------
+
+    def _planning_json(self) -> dict[str, object] | None:
+        if self.planning is None:
+            return None
+        return {**self.planning.to_json(), "replans": self._replans}
+
+    def _learn(self, i: int, took: float) -> None:
+        """Note how long step ``i`` took against its estimate; when its agent's steps take
+        more than a quarter longer or shorter than the plan assumed, plan the rest again."""
+        estimate = self.graph.estimates[i]
+        if estimate <= 0:
+            return
+        agent = self._steps[i].agent
+        ratios = self._ratios.get(agent)
+        if ratios is None:
+            ratios = self._ratios[agent] = deque(maxlen=RATIO_WINDOW)
+        ratios.append(took / estimate)
+        ratio = statistics.median(ratios)
+        assumed = self._assumed.get(agent, 1.0)
+        if 0.8 <= ratio / assumed <= 1.25 or self._replans >= MAX_REPLANS:
+            return
+        sched = self.scheduler
+        if sched.ready + sum(s is StepState.PENDING for s in sched.state) <= 1:
+            return  # nothing left to order
+        self._assumed[agent] = ratio
+        self._replan(f"{agent!r} steps take {ratio:.2f}x their estimates")
+
+    def _replan(self, reason: str) -> None:
+        """Plan the steps not yet finished again with what was learned: each agent's steps
+        scaled by how long they really take, running steps by what they have left."""
+        sched = self.scheduler
+        state = sched.state
+        graph = self.graph
+        now = self.clock.now() - self._t0
+        final = (StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED)
+        left = [i for i, st in enumerate(state) if st not in final]
+        where = {i: k for k, i in enumerate(left)}
+        estimates: list[float] = []
+        lifts: list[float] = []
+        for i in left:
+            scaled = graph.estimates[i] * self._assumed.get(self._steps[i].agent, 1.0)
+            running = state[i] is StepState.RUNNING
+            start = self.records[i].start
+            if running and start is not None:
+                scaled = max(0.0, scaled - (now - start))
+            estimates.append(scaled)
+            lifts.append(float(self._steps[i].priority) + (1e6 if running else 0.0))
+        sub = Graph(
+            [graph.ids[i] for i in left],
+            [[where[p] for p in graph.preds[i] if p in where] for i in left],
+            estimates,
+        )
+        pools = PoolModel.of(self.workflow)
+        choice = choose_priority(
+            sub,
+            self.scheduler.limit if self.scheduler.limit < len(self._steps) else None,
+            user=lifts,
+            pools=pools.subset(left) if pools is not None else None,
+            budget_s=REPLAN_BUDGET_S,
+        )
+        priority = list(sched.priority)
+        for k, i in enumerate(left):
+            priority[i] = choice.priority[k]
+        sched.reprioritise(priority)
+        self._replans += 1
+        data = {
+            "reason": reason,
+            "rule": choice.rule,
+            "expected_makespan_s": now + choice.makespan,
+            "steps": len(left),
+        }
+        self._emit("", "replanned", data)  # a run's event: no step
 
     def _rolled_back(self, i: int, rec: StepRecord, error: str) -> bool:
         """Step ``i`` failed for good: go back to its sequence's last validated state if the

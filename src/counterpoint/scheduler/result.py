@@ -47,7 +47,9 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class AgentEvent:
-    """Something an agent published with ``ctx.emit``; ``time`` is seconds since the start."""
+    """Something an agent published with ``ctx.emit``, or the engine noted (a rollback, an
+    overflow of a soft pool, a re-plan); ``time`` is seconds since the start; ``step_id`` is
+    empty for the run's own events."""
 
     time: float
     step_id: str
