@@ -218,6 +218,7 @@ class Scheduler:
         # steps passed over too often go first: their competitors wait, whatever their rank
         free, blockers = self._admit_aged(now, free, started)
         misses = 0
+        missed: list[int] = []  # did not fit, and nothing has overtaken them yet
         while heap and free > 0 and misses < BACKFILL_WINDOW:
             entry = heapq.heappop(heap)
             i = entry[2]
@@ -235,9 +236,13 @@ class Scheduler:
             if not res.fits(i, now):
                 if self._not_now(entry, now, held):
                     misses += 1
-                    if res.aged(i) and i not in blockers:
-                        blockers.append(i)
+                    missed.append(i)
                 continue
+            for m in missed:  # i overtakes them
+                res.overtaken(m)
+                if res.aged(m) and m not in blockers:
+                    blockers.append(m)
+            missed.clear()
             res.acquire(i, now)
             if self._track:
                 res.ready(i, -1)
@@ -267,7 +272,7 @@ class Scheduler:
             else:
                 heapq.heappush(self._parked, (res.opens_at, entry))
             return False
-        res.passed_over(i, now)
+        res.waits(i, now)
         held.append(entry)
         return res.why != "fair"  # a stream at its share: others may go, no backfill limit
 
@@ -277,10 +282,20 @@ class Scheduler:
         res = self.resources
         assert res is not None
         state, groups, caps, busy = self.state, self.group_of, self.caps, self.group_running
-        aged = sorted((b for b in res.aged_steps if state[b] is _R), key=lambda b: -res.skipped[b])
+        prio, skipped = self.priority, res.skipped
+        aged = sorted(
+            (b for b in res.aged_steps if state[b] is _R),
+            key=lambda b: (-skipped[b], -prio[b], b),
+        )
+        waiting: list[int] = []  # aged steps that do not fit: later aged competitors wait too
+        behind: set[int] = set()
         for b in aged:
             if free <= 0:
                 break
+            if any(res.competes(w, b) for w in waiting):
+                res.waits(b, now)
+                behind.add(b)  # not a blocker itself: it waits behind one
+                continue
             g = groups[b] if groups is not None else -1
             cap = caps[g] if g >= 0 else None
             if (cap is None or busy[g] < cap) and res.fits(b, now):
@@ -296,8 +311,10 @@ class Scheduler:
                 res.aged_steps.discard(b)
                 res.skipped[b] = 0
             else:
-                res.passed_over(b, now)
-        return free, [b for b in aged if state[b] is _R]
+                res.waits(b, now)
+                res.overtaken(b)  # (ranks the aged steps among themselves)
+                waiting.append(b)
+        return free, [b for b in aged if state[b] is _R and b not in behind]
 
     def _free(self, i: int) -> None:
         if self.resources is not None:

@@ -4,8 +4,8 @@ Admission is atomic: a step starts only when every one of its demands fits at on
 pools have room and all its rate limits allow it now); it takes everything together or
 nothing, so no step holds a resource while waiting for another, and no set of steps can
 deadlock. A step that cannot start is passed over for lower-priority steps that can
-(backfilling); once it has been passed over ``AGING_AFTER`` times it is *aged*: steps that
-compete with it for a pool wait behind it, so it cannot starve.
+(backfilling); once lower-priority steps have overtaken it this way ``AGING_AFTER`` times it
+is *aged*: steps that compete with it for a pool wait behind it, so it cannot starve.
 
 Rate limits: at most an amount per interval in each dimension over any sliding window (a log
 of what was admitted), or, with ``burst``, a token bucket of that size refilled at the rate.
@@ -538,18 +538,21 @@ class ResourceManager:
         is looked at again when something ends or a noted wait is over)."""
         self.held.clear()
 
-    def passed_over(self, i: int, now: float) -> None:
-        """Step ``i`` did not fit (``why`` says which way): a pool, rate limit or budget in
-        its way counts toward aging; a closed window or a fair share does not."""
-        if self.why not in ("window", "fair"):
-            self.skipped[i] += 1
-            if self.skipped[i] >= AGING_AFTER:
-                self.aged_steps.add(i)
+    def waits(self, i: int, now: float) -> None:
+        """Step ``i`` did not fit: note when a rate limit will let it (for a wake-up)."""
         wait = self.rate_wait(i, now)
         if wait is not None:
             self.held[i] = wait
         else:
             self.held.pop(i, None)
+
+    def overtaken(self, i: int) -> None:
+        """A step of lower priority started while step ``i`` waited for a pool, rate limit
+        or budget: this counts toward aging (waiting alone, with nothing overtaking it, does
+        not: the order the planner chose stays)."""
+        self.skipped[i] += 1
+        if self.skipped[i] >= AGING_AFTER:
+            self.aged_steps.add(i)
 
     def aged(self, i: int) -> bool:
         return self.skipped[i] >= AGING_AFTER
