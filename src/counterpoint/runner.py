@@ -32,6 +32,7 @@ from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
+from counterpoint.scheduler.planning import DEFAULT_BUDGET_S
 from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.store.base import RunInfo, Store
 from counterpoint.store.fingerprint import changes, definition, fingerprint
@@ -110,6 +111,7 @@ async def run(
     backend: Callable[[Clock], Backend] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
     start_at: datetime | None = None,
+    planning_budget: float = DEFAULT_BUDGET_S,
 ) -> RunResult:
     """Run a workflow (an object or a YAML path) and return its result.
 
@@ -119,11 +121,14 @@ async def run(
     backend for the clock (default: local tasks). ``on_engine`` sees the engine before it
     starts (to interrupt it, for instance). ``start_at``: the date the run starts at, for
     time windows (default: now; another date makes sense on a virtual ``clock``).
+    ``planning_budget``: seconds the planned rule may search before the run.
     """
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
-    options = RunOptions(max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at))
+    options = RunOptions(
+        max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at), planning_budget
+    )
     rid = run_id or new_run_id()
     journal = None
     if store is not None:
@@ -286,6 +291,7 @@ async def resume(
         priority or saved.get("priority", "planned"),  # type: ignore[arg-type]
         seed if seed is not None else saved.get("seed"),  # type: ignore[arg-type]
         cache,
+        planning_budget_s=float(saved.get("planning_budget_s", DEFAULT_BUDGET_S)),  # type: ignore[arg-type]
     )
     spent: dict[str, float] = {}  # what earlier sessions charged to budgets
     for e in entries:
@@ -355,9 +361,11 @@ async def simulate(
     priority: Priority = "planned",
     observers: Sequence[RunObserver] = (),
     start_at: datetime | None = None,
+    planning_budget: float = DEFAULT_BUDGET_S,
 ) -> RunResult:
     """Run on the virtual clock: every step takes its estimate, no agent is called.
-    ``start_at``: the date the simulated run starts at, for time windows (default: now)."""
+    ``start_at``: the date the simulated run starts at, for time windows (default: now).
+    ``planning_budget``: seconds the planned rule may search before the run."""
     wf = _workflow(workflow)
     clock = VirtualClock()
     with frozen_gc():
@@ -367,7 +375,10 @@ async def simulate(
             backend=VirtualBackend(clock),
             clock=clock,
             options=RunOptions(
-                max_concurrency=workers, priority=priority, wall_start=_epoch(start_at)
+                max_concurrency=workers,
+                priority=priority,
+                wall_start=_epoch(start_at),
+                planning_budget_s=planning_budget,
             ),
             observers=observers,
             virtual=True,

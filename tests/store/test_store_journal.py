@@ -68,6 +68,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
             "seed": None,
             "cache": True,
             "wall_start": None,
+            "planning_budget_s": 0.1,
         },
         None,
         {"id": "a", "input": "héllo"},
@@ -94,6 +95,7 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
         "seed": None,
         "cache": True,
         "wall_start": None,
+        "planning_budget_s": 0.1,
     }
     assert info.fingerprint == hashlib.sha256(info.definition.encode()).hexdigest()
     assert (info.pid, info.version) == (os.getpid(), cp.__version__)
@@ -123,6 +125,7 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
         "seed": 11,
         "cache": True,
         "wall_start": None,
+        "planning_budget_s": 0.1,
     }
     assert info.options == expected
     assert json.loads(entries[0].data or "") == expected

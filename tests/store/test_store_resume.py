@@ -150,6 +150,7 @@ def test_resume_after_a_failure_runs_only_what_did_not_succeed(store: Store) -> 
         "seed": None,
         "cache": True,
         "wall_start": None,
+        "planning_budget_s": 0.1,
         "resumed": True,
     }
     info = go(store.get_run(first.run_id))

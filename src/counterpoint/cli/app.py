@@ -19,6 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from counterpoint.durations import parse_duration
 from counterpoint.errors import (
     CannotResume,
     CounterpointError,
@@ -196,10 +197,18 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
+    planning_budget: Annotated[
+        str,
+        typer.Option(
+            "--planning-budget",
+            help="How long the planned rule may search before the run (250ms, 1s).",
+        ),
+    ] = "100ms",
 ) -> None:
     """Run a workflow, journaled in the store. Exit 0 succeeded, 1 failed, 2 invalid input,
     130 interrupted."""
     wf = _load(file)
+    budget = _seconds(planning_budget, "--planning-budget")
     values = _parse_inputs(wf, inputs or [])
     try:
         resolve_inputs(wf, values)  # report bad inputs before anything is printed or run
@@ -222,9 +231,18 @@ def run(
             store=the_store,
             cache=not no_cache,
             on_engine=on_engine,
+            planning_budget=budget,
         )
 
     _finish(wf, _drive(go, the_store), json_out)
+
+
+def _seconds(text: str, option: str) -> float:
+    """A duration given on the command line; a bad one is a usage error (exit 2)."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _finish(wf: Workflow, result: RunResult, json_out: bool) -> NoReturn:
@@ -407,12 +425,22 @@ def simulate(
             "unless it has an offset).",
         ),
     ] = None,
+    planning_budget: Annotated[
+        str,
+        typer.Option(
+            "--planning-budget",
+            help="How long the planned rule may search before the run (250ms, 1s).",
+        ),
+    ] = "100ms",
 ) -> None:
     """Run on the virtual clock (each step takes its estimate): makespan and lower bound."""
     wf = _load(file)
     workers = workers or wf.max_concurrency
+    budget = _seconds(planning_budget, "--planning-budget")
     result = asyncio.run(
-        simulate_workflow(wf, workers=workers, priority=priority.value, start_at=at)
+        simulate_workflow(
+            wf, workers=workers, priority=priority.value, start_at=at, planning_budget=budget
+        )
     )
     stats = analyse(Graph.from_workflow(wf))
     if json_out:

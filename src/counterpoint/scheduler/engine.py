@@ -39,6 +39,7 @@ from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.planning import (
+    DEFAULT_BUDGET_S,
     PlanChoice,
     PoolModel,
     choose_priority,
@@ -72,6 +73,7 @@ class RunOptions:
     cache: bool = True  # use and fill the store's cache for agents that ask for it
     wall_start: float | None = None  # epoch seconds the run starts at (default: now), for
     # time windows; set it to simulate a run at another date
+    planning_budget_s: float = DEFAULT_BUDGET_S  # for the planned rule's search before the run
 
 
 def new_run_id() -> str:
@@ -197,7 +199,13 @@ class Engine:
         rule = self.options.priority
         pools = PoolModel.of(self.workflow) if rule in ("planned", "efficiency") else None
         if rule == "planned":
-            self.planning = choose_priority(self.graph, max_conc, user=user, pools=pools)
+            self.planning = choose_priority(
+                self.graph,
+                max_conc,
+                user=user,
+                pools=pools,
+                budget_s=self.options.planning_budget_s,
+            )
             priority = self.planning.priority
         elif rule in ("critical-path", "efficiency"):
             ranks = upward_ranks(self.graph)
