@@ -26,11 +26,11 @@ def _shapes(n: int) -> dict[str, common.Preds]:
     }
 
 
-def run_counterpoint(wf: cp.Workflow) -> float:
+def run_counterpoint(wf: cp.Workflow, **options: Any) -> float:
     async def main() -> float:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        result = await cp.run(wf)
+        result = await cp.run(wf, **options)
         took = loop.time() - t0
         if result.status is not cp.RunStatus.SUCCEEDED:
             raise RuntimeError(f"counterpoint run {result.status}")

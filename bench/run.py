@@ -30,6 +30,7 @@ import resources  # noqa: E402
 import scale  # noqa: E402
 import sleepy  # noqa: E402
 import stg  # noqa: E402
+import wfcommons  # noqa: E402
 
 Bench = Callable[[bool], tuple[dict[str, Any], str]]
 BENCHMARKS: dict[str, Bench] = {
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Bench] = {
     "durable": durable.bench,
     "handoff": handoff.bench,
     "resources": resources.bench,
+    "wfcommons": wfcommons.bench,
 }
 
 

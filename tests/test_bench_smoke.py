@@ -29,9 +29,11 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
         "durable",
         "handoff",
         "resources",
+        "wfcommons",
     }
     stg = figures["benchmarks"]["stg"]
     assert stg["infeasible_schedules"] == 0
     assert stg["importer"].startswith("agrees with the bench's own parser on 36/36")
     # schedule quality does not depend on the machine's load: it holds even in a smoke run
     assert stg["summary"]["critical-path"]["all"]["mean"] <= 1.01
+    assert figures["benchmarks"]["wfcommons"]["infeasible_schedules"] == 0
