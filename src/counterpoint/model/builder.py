@@ -31,17 +31,80 @@ class WorkflowBuilder:
     """
 
     def __init__(
-        self, name: str, *, description: str | None = None, max_concurrency: int | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        max_concurrency: int | None = None,
+        deadline: float | str | None = None,
     ) -> None:
         self._data: dict[str, object] = {"name": name}
         if description is not None:
             self._data["description"] = description
         if max_concurrency is not None:
             self._data["max_concurrency"] = max_concurrency
+        if deadline is not None:
+            self._data["deadline"] = deadline
         self._inputs: dict[str, object] = {}
         self._agents: dict[str, object] = {}
         self._steps: list[dict[str, object]] = []
         self._defaults: dict[str, object] = {}
+        self._resources: dict[str, dict[str, object]] = {}
+
+    def _resource(self, section: str, name: str, spec: dict[str, object]) -> None:
+        self._resources.setdefault(section, {})[name] = spec
+
+    def pool(
+        self,
+        name: str,
+        capacity: float | str | None = None,
+        *,
+        available: object = None,
+        overflow: float | str | Mapping[str, float | str] | None = None,
+        fair: bool = False,
+        description: str | None = None,
+        **dimensions: float | str,
+    ) -> None:
+        """A pool: ``pool("db", 2)`` or ``pool("machine", cpu=8, memory="32GiB")``;
+        ``available``: time windows; ``overflow``: a soft capacity for deadlines; ``fair``:
+        streams share it by weight."""
+        spec: dict[str, object] = {"capacity": dict(dimensions) if capacity is None else capacity}
+        for key, value in (("available", available), ("overflow", overflow)):
+            if value is not None:
+                spec[key] = value
+        if fair:
+            spec["fair"] = True
+        if description is not None:
+            spec["description"] = description
+        self._resource("pools", name, spec)
+
+    def rate_limit(
+        self,
+        name: str,
+        rate: str | None = None,
+        *,
+        burst: float | str | Mapping[str, float | str] | None = None,
+        available: object = None,
+        description: str | None = None,
+        **dimensions: str,
+    ) -> None:
+        """A rate limit: ``rate_limit("api", "10/s")`` or ``rate_limit("llm",
+        requests="500/min", tokens="90k/min")``; ``burst``: a token bucket of that size."""
+        spec: dict[str, object] = {"requests": rate} if rate is not None else dict(dimensions)
+        for key, value in (("burst", burst), ("available", available)):
+            if value is not None:
+                spec[key] = value
+        if description is not None:
+            spec["description"] = description
+        self._resource("rate_limits", name, spec)
+
+    def budget(self, name: str, limit: float | str, *, when_spent: str = "pause") -> None:
+        """A budget for the whole run (cost, tokens): when spent, the run pauses (or fails)."""
+        self._resource("budgets", name, {"limit": limit, "when_spent": when_spent})
+
+    def timezone(self, name: str) -> None:
+        """The time zone of windows' times that do not give their own (default UTC)."""
+        self._data["resources_timezone"] = name
 
     def input(
         self,
@@ -96,6 +159,11 @@ class WorkflowBuilder:
         timeout: float | str | None = None,
         description: str | None = None,
         validate: Mapping[str, object] | None = None,
+        uses: Mapping[str, object] | None = None,
+        priority: int | None = None,
+        deadline: float | str | None = None,
+        race: Sequence[str] | None = None,
+        cache: bool | None = None,
     ) -> str:
         """Add a step; returns its id, so it can be passed to ``needs`` of later steps."""
         self._steps.append(
@@ -109,6 +177,11 @@ class WorkflowBuilder:
                 timeout=timeout,
                 description=description,
                 validate=validate,
+                uses=uses,
+                priority=priority,
+                deadline=deadline,
+                race=race,
+                cache=cache,
             )
         )
         return id
@@ -132,6 +205,9 @@ class WorkflowBuilder:
             data["agents"] = self._agents
         if self._defaults:
             data["defaults"] = self._defaults
+        zone = data.pop("resources_timezone", None)
+        if self._resources or zone is not None:
+            data["resources"] = {**self._resources, **({"timezone": zone} if zone else {})}
         data["steps"] = self._steps
         return workflow_from_data(data, NoPositions())
 
@@ -150,6 +226,11 @@ def step(
     timeout: float | str | None = None,
     description: str | None = None,
     validate: Mapping[str, object] | None = None,
+    uses: Mapping[str, object] | None = None,
+    priority: int | None = None,
+    deadline: float | str | None = None,
+    race: Sequence[str] | None = None,
+    cache: bool | None = None,
 ) -> dict[str, object]:
     """A step, as an item of a construct (``sequence("s", step("a", agent="x"), ...)``)."""
     data: dict[str, object] = {"id": id, "agent": agent}
@@ -164,6 +245,11 @@ def step(
         ("timeout", timeout),
         ("description", description),
         ("validate", validate),
+        ("uses", dict(uses) if uses is not None else None),
+        ("priority", priority),
+        ("deadline", deadline),
+        ("race", list(race) if race is not None else None),
+        ("cache", cache),
     ):
         if value is not None:
             data[key] = value
