@@ -102,7 +102,8 @@ class Scheduler:
         self._heap: list[tuple[float, int, int]] = []
         # ready steps whose resource's time window is closed: (when it opens, heap entry)
         self._parked: list[tuple[float, tuple[float, int, int]]] = []
-        self.unstartable: list[int] = []  # ready steps whose window never opens again
+        # ready steps whose windows never open (together) again, and why
+        self.unstartable: list[tuple[int, str]] = []
         self._seq = 0
         if done:
             finished = set(done)
@@ -208,9 +209,8 @@ class Scheduler:
             return []
         res.begin_take()
         heap, state = self._heap, self.state
-        parked = self._parked
-        while parked and parked[0][0] <= now + 1e-9:  # their window is open (or may be)
-            heapq.heappush(heap, heapq.heappop(parked)[1])
+        if self._parked:
+            self._unpark(now)
         groups, caps, busy = self.group_of, self.caps, self.group_running
         free = self.limit - self.running
         started: list[int] = []
@@ -256,6 +256,15 @@ class Scheduler:
         self.running += len(started)
         return started
 
+    def _unpark(self, now: float) -> None:
+        """Steps whose windows are open now (or may be) go back among the ready ones."""
+        parked, heap, res = self._parked, self._heap, self.resources
+        while parked and parked[0][0] <= now + 1e-9:
+            entry = heapq.heappop(parked)[1]
+            heapq.heappush(heap, entry)
+            if self._track:
+                res.ready(entry[2], 1)  # type: ignore[union-attr]
+
     def _not_now(
         self, entry: tuple[float, int, int], now: float, held: list[tuple[float, int, int]]
     ) -> bool:
@@ -265,10 +274,10 @@ class Scheduler:
         assert res is not None
         i = entry[2]
         if res.why == "window":  # out of the way until the window opens
+            if self._track:
+                res.ready(i, -1)  # not waiting for a fair pool meanwhile
             if res.opens_at is None:
-                self.unstartable.append(i)  # the engine fails it: ``never_starts``
-                if self._track:
-                    res.ready(i, -1)
+                self.unstartable.append((i, res.never))  # the engine fails it: ``never_starts``
             else:
                 heapq.heappush(self._parked, (res.opens_at, entry))
             return False

@@ -400,6 +400,8 @@ class Engine:
             if self.resources is not None:
                 if sched.unstartable or self.resources.overflows:
                     self._note_resources()
+                    if sched.finished:
+                        break  # the steps that can never start were the last ones
                 self._wake_for_rates()
                 if self.resources.exhausted and not self._stop_reason:
                     self._stop_reason = "budget"  # no new work; running steps finish
@@ -503,12 +505,11 @@ class Engine:
         assert res is not None
         sched = self.scheduler
         now = self.clock.now() - self._t0
-        for i in sched.unstartable:
+        for i, why in sched.unstartable:
             rec = self.records[i]
-            name = next(n for n in self._steps[i].uses if n in res.windows)
             rec.status = StepState.FAILED
             rec.error = rec.error or (
-                f"resource {name!r} has no time window open after "
+                f"{why} after "
                 f"{datetime.fromtimestamp(self._wall0 + now, UTC).isoformat(timespec='seconds')}"
                 ": the step can never start"
             )

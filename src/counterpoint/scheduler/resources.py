@@ -34,6 +34,8 @@ __all__ = ["AGING_AFTER", "Demand", "Overflow", "ResourceManager", "compile_dema
 AGING_AFTER = 8
 BACKFILL_WINDOW = 16  # steps passed over in one take before the scan stops until next time
 _EPS = 1e-9
+_WINDOW_HORIZON_S = 366 * 86400.0  # windows that do not open together within it never do
+_MAX_WINDOW_HOPS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,9 +311,11 @@ class ResourceManager:
             ]
             if windows
         }
-        self._window_state: dict[str, tuple[bool, float | None]] = {}
-        self.opens_at: float | None = None  # clock time the window in the way opens (None: never)
-        self.closed_by = ""  # the resource whose window is closed
+        self._window_state: dict[str, tuple[bool, float | None]] = {}  # valid from ``_window_at``
+        self._window_at: dict[str, float] = {}
+        self.opens_at: float | None = None  # clock time the windows in the way open (None: never)
+        self.closed_by = ""  # a resource whose window is closed
+        self.never = ""  # why a step's windows never open (again, together)
         # soft pools: overflow for steps that would miss a deadline by waiting
         self.overflow: dict[tuple[str, str], float] = {
             (name, dim): extra
@@ -370,16 +374,45 @@ class ResourceManager:
         return True
 
     def _windows_open(self, names: tuple[str, ...], now: float) -> bool:
+        """Whether all the windowed resources in ``names`` are open now; if not, ``opens_at``
+        is the clock time they next are all open together (``None``: never within a year,
+        ``never`` says why)."""
         wall = now + self.wall_offset
-        for name in names:
-            state = self._window_state.get(name)
-            if state is None or (state[1] is not None and wall >= state[1] - _EPS):
-                state = self._window_state[name] = self.windows[name].state(wall)
-            if not state[0]:
-                self.closed_by = name
-                self.opens_at = None if state[1] is None else state[1] - self.wall_offset
+        at = wall
+        for _ in range(_MAX_WINDOW_HOPS):
+            later = at
+            for name in names:
+                is_open, change = self._window(name, at)
+                if is_open:
+                    continue
+                if change is None:
+                    self._closed(wall, f"resource {name!r} has no time window open")
+                    return False
+                later = max(later, change)
+            if later == at:  # all open at ``at``
+                if at == wall:
+                    return True
+                self.opens_at = at - self.wall_offset
+                self.closed_by = names[0]
                 return False
-        return True
+            if later - wall > _WINDOW_HORIZON_S:
+                break
+            at = later
+        together = " and ".join(repr(n) for n in names)
+        self._closed(wall, f"the time windows of {together} are never open together in a year")
+        return False
+
+    def _window(self, name: str, wall: float) -> tuple[bool, float | None]:
+        state = self._window_state.get(name)
+        at = self._window_at.get(name, 0.0)
+        if state is None or wall < at or (state[1] is not None and wall >= state[1] - _EPS):
+            state = self._window_state[name] = self.windows[name].state(wall)
+            self._window_at[name] = wall
+        return state
+
+    def _closed(self, wall: float, why: str) -> None:
+        self.opens_at = None
+        self.never = why
 
     def _urgent(self, i: int, name: str, dim: str, n: float, now: float) -> bool:
         """Whether waiting for ``n`` of the pool to come back would make step ``i`` miss the
