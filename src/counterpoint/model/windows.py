@@ -30,7 +30,9 @@ __all__ = ["Window", "WindowSet", "parse_timezone"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
-_FAR = 8  # days looked ahead for a weekly window (a week and a day that starts the night before)
+_FAR = 9  # days looked ahead for a weekly window (a week and a day, and one that starts the
+# night before)
+_WEEK_S = 7 * 86400.0
 
 
 def parse_timezone(name: str) -> tzinfo:
@@ -101,17 +103,13 @@ class Window(BaseModel):
     def _text(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        text = value.strip()
-        if "/" in text:
-            a, _, b = text.partition("/")
-            return {"from": a.strip(), "to": b.strip()}
-        out: dict[str, object] = {}
-        for word in text.split():
-            if _HOURS.fullmatch(word) or ":" in word:
-                out["hours"] = word
-            else:
-                out["days"] = word
-        return out
+        texts = _split_text(value)
+        if len(texts) > 1:
+            raise ValueError(
+                f"{value!r} is {len(texts)} windows: write them as a list "
+                f"({', '.join(repr(t) for t in texts)})"
+            )
+        return texts[0]
 
     @field_validator("days", mode="before")
     @classmethod
@@ -141,10 +139,36 @@ class Window(BaseModel):
         if calendar and (self.start is None or self.end is None):
             raise ValueError("a calendar window needs both from and to")
         if self.start is not None and self.end is not None:
-            zone = UTC if self.timezone is None else parse_timezone(self.timezone)
-            if _aware(self.end, zone) <= _aware(self.start, zone):
-                raise ValueError(f"window ends ({self.end}) before it starts ({self.start})")
+            mixed = (self.start.tzinfo is None) != (self.end.tzinfo is None)
+            if self.timezone is not None or not mixed:  # else the resources' zone decides
+                self.check_order(UTC)
         return self
+
+    def check_order(self, default_zone: tzinfo) -> None:
+        """A calendar window must end after it starts (times without an offset read in the
+        window's zone, else ``default_zone``); raises ``ValueError``."""
+        if self.start is None or self.end is None:
+            return
+        zone = parse_timezone(self.timezone) if self.timezone else default_zone
+        if _aware(self.end, zone) <= _aware(self.start, zone):
+            raise ValueError(f"window ends ({self.end}) before it starts ({self.start})")
+
+
+def _split_text(text: str) -> list[dict[str, object]]:
+    """A window as text, as mappings: the day words together (``sat, sun``, ``sat sun``),
+    and one window per hour range (``mon-fri 09:00-12:00 13:00-17:00`` is two)."""
+    text = text.strip()
+    if "/" in text:
+        a, _, b = text.partition("/")
+        return [{"from": a.strip(), "to": b.strip()}]
+    days: list[str] = []
+    hours: list[str] = []
+    for word in text.replace(",", " ").split():
+        (hours if any(c.isdigit() for c in word) else days).append(word)
+    base: dict[str, object] = {"days": ",".join(days)} if days else {}
+    if not hours:
+        return [base or {"days": text}]
+    return [{**base, "hours": h} for h in hours]
 
 
 def _aware(moment: datetime, zone: tzinfo) -> datetime:
@@ -172,8 +196,20 @@ class WindowSet:
 
     def state(self, at: float) -> tuple[bool, float | None]:
         """Whether some window is open at ``at``, and when that changes: the time the open
-        windows all close, or the next opening (``None``: never again)."""
-        intervals = list(self._calendar)
+        windows all close (``None``: the weekly ones never do), or the next opening
+        (``None``: never again)."""
+        open_until, opens = _merge(self._intervals(at, calendar=True), at)
+        if open_until is None:
+            return False, opens
+        if open_until - at >= _WEEK_S:  # perhaps the weekly windows alone are always open
+            weekly_until, _ = _merge(self._intervals(at, calendar=False), at)
+            if weekly_until is not None and weekly_until - at >= _WEEK_S:
+                return True, None
+        return True, open_until
+
+    def _intervals(self, at: float, *, calendar: bool) -> list[tuple[float, float]]:
+        """The windows' intervals around ``at`` (weekly ones for the next ``_FAR`` days)."""
+        intervals = list(self._calendar) if calendar else []
         for days, start, end, zone in self._weekly:
             today = datetime.fromtimestamp(at, zone).date()
             for k in range(-1, _FAR):
@@ -184,17 +220,23 @@ class WindowSet:
                 last = day + timedelta(days=1) if end <= start else day
                 intervals.append((opens.timestamp(), datetime.combine(last, end, zone).timestamp()))
         intervals.sort()
-        open_until: float | None = None
-        for a, b in intervals:  # merge the ones that overlap or touch, from ``at`` on
-            if open_until is None:
-                if a <= at < b:
-                    open_until = b
-            elif a <= open_until:
-                open_until = max(open_until, b)
-        if open_until is not None:
-            return True, open_until
-        later = [a for a, _ in intervals if a > at]
-        return False, min(later) if later else None
+        return intervals
+
+
+def _merge(intervals: list[tuple[float, float]], at: float) -> tuple[float | None, float | None]:
+    """For sorted intervals: when the ones open at ``at`` (merged with those overlapping or
+    touching them) close, else ``None`` and the next opening after ``at`` (``None``: none)."""
+    open_until: float | None = None
+    for a, b in intervals:
+        if open_until is None:
+            if a <= at < b:
+                open_until = b
+        elif a <= open_until:
+            open_until = max(open_until, b)
+    if open_until is not None:
+        return open_until, None
+    later = [a for a, _ in intervals if a > at]
+    return None, min(later) if later else None
 
 
 def describe(windows: Sequence[Window]) -> str:
@@ -211,7 +253,11 @@ def describe(windows: Sequence[Window]) -> str:
 
 
 def as_windows(value: Any) -> Any:
-    """One window or a list of them."""
-    if isinstance(value, str | dict | Window):
-        return [value]
-    return value
+    """One window or a list of them; a text with several hour ranges is several windows."""
+    items = [value] if isinstance(value, str | dict | Window) else value
+    if not isinstance(items, list | tuple):
+        return value
+    out: list[Any] = []
+    for item in items:
+        out.extend(_split_text(item) if isinstance(item, str) else [item])
+    return out

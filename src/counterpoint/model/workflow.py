@@ -419,6 +419,18 @@ class Resources(_Model):
         parse_timezone(value)
         return value
 
+    @model_validator(mode="after")
+    def _windows_in_order(self) -> Resources:
+        zone = parse_timezone(self.timezone)
+        for kind, items in (("pool", self.pools), ("rate limit", self.rate_limits)):
+            for name, resource in items.items():
+                for k, window in enumerate(resource.available):
+                    try:
+                        window.check_order(zone)
+                    except ValueError as exc:
+                        raise ValueError(f"{kind} {name!r}, window {k + 1}: {exc}") from None
+        return self
+
 
 class Quality(_Model):
     """A quality standard: a score (a reference into the output, or a function of it) that
