@@ -195,12 +195,6 @@ def test_every_stream_gets_a_step_in_even_one_bigger_than_its_share() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a stream whose step is bigger than its share starves while the other stream "
-    "has work: a refills its 3 slots first at every release, b's 2-slot step never fits the "
-    "slot left idle, and b only starts when a has no work left (40 s)",
-)
 def test_a_big_step_of_a_small_share_is_not_starved() -> None:
     wf = workflow({"a": stream("a", 12), "b": stream("b", 1, {"gpu": 2})}, GPU4, {"a": 3, "b": 1})
     result = simulate(wf)
@@ -208,12 +202,6 @@ def test_a_big_step_of_a_small_share_is_not_starved() -> None:
     assert (result.steps["b0"].start or 0.0) < last_a
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: not work-conserving when a share is a fraction of a slot: two equal streams "
-    "on a fair pool of 3 have 1.5 each, so each runs 1 and the third slot stays idle while "
-    "both have ready work (makespan 60 s instead of 40 s)",
-)
 def test_a_pool_of_three_shared_by_two_equal_streams_is_used_fully() -> None:
     wf = workflow(
         {"a": stream("a", 6), "b": stream("b", 6)}, {"gpu": {"capacity": 3, "fair": True}}
@@ -310,7 +298,10 @@ def test_random_streams_hold_to_their_share_while_the_other_waits(seed: int) -> 
         for g, other in (("a", "b"), ("b", "a")):
             if t >= last_start[other]:
                 continue  # the other stream is not waiting any more: g may use any of it
+            # shares are rounded up to whole steps: without its largest step, a stream holds
+            # less than its share
             held = sum(dominant[g][s] for s in run[g])
-            assert held <= share[g] + EPS or len(run[g]) == 1, (
+            largest = max((dominant[g][s] for s in run[g]), default=0.0)
+            assert held - largest < share[g] + EPS, (
                 f"t={t}: stream {g} holds {held:.3f} (share {share[g]:.3f}) while {other} waits"
             )

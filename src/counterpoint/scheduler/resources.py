@@ -333,6 +333,7 @@ class ResourceManager:
         self.weights = weights
         self.waiting: dict[str, dict[int, int]] = {name: {} for name in self.fair}
         self.holding: dict[str, dict[int, float]] = {name: {} for name in self.fair}
+        self.starved: dict[str, set[int]] = {name: set() for name in self.fair}
         self.track_ready = bool(self.fair) and groups is not None
 
     # --- admission ----------------------------------------------------------------------------
@@ -351,6 +352,8 @@ class ResourceManager:
                 extra = self.overflow.get((name, dim), 0.0)
                 if free[name, dim] + extra + _EPS < n or not self._urgent(i, name, dim, n, now):
                     self.why = "pool"
+                    if name in self.fair and self.groups is not None:
+                        self._note_starved(name, self.groups[i])
                     return False
                 if over is None:
                     over = []
@@ -436,31 +439,47 @@ class ResourceManager:
         return when + self.estimates[i] > latest[i] + _EPS
 
     def _fair_share(self, i: int, d: Demand) -> bool:
-        """Whether step ``i``'s stream stays within its weighted share of each fair pool it
-        uses, or no other stream is waiting for that pool."""
+        """Whether step ``i``'s stream may take more of each fair pool it uses: no other
+        stream is waiting for the pool, or the stream is below its weighted share (a step
+        may take it past: shares are rounded up to whole steps) and no stream below its own
+        share is waiting for room it could not find."""
         assert self.groups is not None
         g = self.groups[i]
         if g < 0:
             return True
         for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
-            waiting, holding = self.waiting[name], self.holding[name]
+            waiting = self.waiting[name]
             if not any(n for h, n in waiting.items() if h != g):
                 continue  # nobody else wants it now: use what is free
-            held = holding.get(g, 0.0)
-            if held <= _EPS:
+            if self.holding[name].get(g, 0.0) <= _EPS:
                 continue  # every stream gets at least one step in
-            active = {h for h, n in waiting.items() if n} | {h for h, x in holding.items() if x}
-            active.add(g)
-            share = self.weights[g] / sum(self.weights[h] for h in active)
-            if held + self._share(name, d) > share + _EPS:
+            if not self._below_share(name, g):
                 return False
+            starved = self.starved[name]
+            if any(h != g and waiting.get(h) for h in starved) and g not in starved:
+                return False  # room is kept for a stream below its share
         return True
+
+    def _below_share(self, name: str, g: int) -> bool:
+        """Whether stream ``g`` holds less of fair pool ``name`` than its weighted share
+        among the streams that hold or wait for it."""
+        waiting, holding = self.waiting[name], self.holding[name]
+        active = {h for h, n in waiting.items() if n} | {h for h, x in holding.items() if x}
+        active.add(g)
+        share = self.weights[g] / sum(self.weights[h] for h in active)
+        return holding.get(g, 0.0) < share - _EPS
 
     def _share(self, pool: str, d: Demand) -> float:
         """The dominant share of ``pool`` that demand ``d`` takes (the largest fraction of
         any of its dimensions)."""
         cap = self.capacity
         return max((n / cap[p, dim] for p, dim, n in d.pools if p == pool), default=0.0)
+
+    def _note_starved(self, name: str, g: int) -> None:
+        """A step of stream ``g`` found no room in fair pool ``name``: if the stream is below
+        its share, other streams stop taking more of the pool until it gets in."""
+        if g >= 0 and self._below_share(name, g):
+            self.starved[name].add(g)
 
     def ready(self, i: int, delta: int) -> None:
         """Step ``i`` became ready (``delta`` 1) or left the ready steps (-1); kept for fair
@@ -474,6 +493,8 @@ class ResourceManager:
         for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
             w = self.waiting[name]
             w[g] = w.get(g, 0) + delta
+            if not w[g]:
+                self.starved[name].discard(g)
 
     def wait_until(self, i: int, now: float) -> float | None:
         """When the rate limits would let step ``i`` start (``None``: they are not in its
@@ -511,6 +532,7 @@ class ResourceManager:
                 for name in {pool for pool, _, _ in d.pools if pool in self.fair}:
                     h = self.holding[name]
                     h[g] = h.get(g, 0.0) + self._share(name, d)
+                    self.starved[name].discard(g)
 
     def release(self, i: int) -> None:
         """Step ``i`` ended: its pools come back; its budgets are charged what it measured
