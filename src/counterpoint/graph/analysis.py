@@ -11,6 +11,10 @@ __all__ = ["GraphStats", "analyse", "critical_path", "levels", "upward_ranks"]
 
 def levels(graph: Graph) -> list[int]:
     """Level of each step: 0 for steps that need nothing, else 1 + the deepest need."""
+    return graph.memo("levels", _levels)
+
+
+def _levels(graph: Graph) -> list[int]:
     level = [0] * len(graph)
     for i in graph.order:
         ps = graph.preds[i]
@@ -24,6 +28,10 @@ def upward_ranks(graph: Graph) -> list[float]:
 
     The critical-path priority: a step with a larger rank has more work waiting behind it.
     """
+    return graph.memo("upward_ranks", _upward_ranks)
+
+
+def _upward_ranks(graph: Graph) -> list[float]:
     rank = [0.0] * len(graph)
     est = graph.estimates
     for i in reversed(graph.order):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from counterpoint.model.workflow import Workflow
 
 __all__ = ["DEFAULT_ESTIMATE", "Graph"]
+
+T = TypeVar("T")
 
 DEFAULT_ESTIMATE = 1.0
 """Seconds assumed for a step with no estimate, in planning and simulation."""
@@ -19,7 +22,7 @@ class Graph:
     Invariant: ``order`` is a topological order (every step after the steps it needs).
     """
 
-    __slots__ = ("estimated", "estimates", "ids", "index", "order", "preds", "succs")
+    __slots__ = ("_memo", "estimated", "estimates", "ids", "index", "order", "preds", "succs")
 
     def __init__(
         self,
@@ -40,6 +43,15 @@ class Graph:
         self.estimated: list[bool] = [e is not None for e in given]
         self.estimates: list[float] = [DEFAULT_ESTIMATE if e is None else e for e in given]
         self.order: list[int] = _topological(self.preds)
+        self._memo: dict[str, list[Any]] = {}  # analyses of this (immutable) graph
+
+    def memo(self, name: str, compute: Callable[[Graph], list[T]]) -> list[T]:
+        """``compute(self)``, computed once per graph; a copy each time (callers may change
+        it)."""
+        found = self._memo.get(name)
+        if found is None:
+            found = self._memo[name] = compute(self)
+        return list(found)
 
     @classmethod
     def from_workflow(cls, workflow: Workflow) -> Graph:
