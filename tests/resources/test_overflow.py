@@ -325,6 +325,9 @@ def test_an_overflow_is_journaled_once_as_an_event(kind: str, tmp_path: Path) ->
     assert [(e.kind, e.step) for e in about] == [("event", event.step_id)]
     assert json.loads(about[0].data or "") == {
         "name": "overflow",
+        "kind": "custom",
+        "source": event.step_id,
+        "seq": 1,
         "data": {
             "pool": "db",
             "dimension": "slots",

@@ -73,7 +73,13 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
         None,
         {"id": "a", "input": "héllo"},
         None,
-        {"name": "progress", "data": {"done": 1, "of": "✓"}},
+        {
+            "name": "progress",
+            "kind": "custom",
+            "data": {"done": 1, "of": "✓"},
+            "source": "b",
+            "seq": 1,
+        },
         {"id": "b", "input": 2},
         {"status": "succeeded", "error": None},
     ]
@@ -407,9 +413,9 @@ def test_event_data_that_is_not_json_is_written_as_text(store: Store) -> None:
     result, entries = run(b.build(), store)
     assert result.status is cp.RunStatus.SUCCEEDED
     events = [json.loads(e.data or "") for e in entries if e.kind == "event"]
-    assert events == [
-        {"name": "odd", "data": {"thing": "<Thing 7>", "n": 1}},
-        {"name": "plain", "data": {}},
+    assert [(e["name"], e["data"], e["seq"]) for e in events] == [
+        ("odd", {"thing": "<Thing 7>", "n": 1}, 1),
+        ("plain", {}, 2),
     ]
 
 

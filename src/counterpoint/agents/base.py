@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -14,12 +14,18 @@ from pydantic import BaseModel
 from counterpoint.model.workflow import AgentSpec
 
 if TYPE_CHECKING:
+    from counterpoint.events import Event
     from counterpoint.patterns.runtime import Handoff
 
 __all__ = ["Agent", "AgentKind", "EmitFn", "StepContext", "idempotency_key"]
 
 EmitFn = Callable[[str, str, Mapping[str, object]], None]
 ChargeFn = Callable[[str, str, Mapping[str, float]], None]
+WaitFn = Callable[
+    [str, str, "Callable[[Mapping[str, object]], bool] | None", "float | None"],
+    "Awaitable[Event]",
+]
+"""``wait(step_id, event_name, condition, timeout)``: the next matching event of the run."""
 """``charge(step_id, resource, amounts)``: what a step measured it used."""
 """``emit(step_id, event_name, data)``: how a context hands events to the engine."""
 
@@ -56,6 +62,7 @@ class StepContext:
     handoff: Handoff | None = None  # for an item of a sequence: what came before it
     _emit: EmitFn = _no_emit
     _charge: ChargeFn | None = None
+    _wait: WaitFn | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -80,6 +87,20 @@ class StepContext:
             return
         amounts = dict(amount) if isinstance(amount, Mapping) else {"": float(amount)}
         self._charge(self.step_id, resource, amounts)
+
+    async def wait_for(
+        self,
+        name: str,
+        when: Callable[[Mapping[str, object]], bool] | None = None,
+        timeout: float | None = None,
+    ) -> Event:
+        """The run's next event called ``name`` (``*``: any) for which ``when({"event":
+        ...})`` holds, one not taken by another wait (one that came before this call counts);
+        raises ``TimeoutError`` after ``timeout`` seconds on the run's clock. While a step
+        waits for a person, the run shows ``paused``."""
+        if self._wait is None:
+            raise RuntimeError("this context is not part of a run: nothing to wait for")
+        return await self._wait(self.step_id, name, when, timeout)
 
 
 @runtime_checkable

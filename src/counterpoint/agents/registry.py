@@ -22,11 +22,18 @@ _broken: dict[str, str] = {}  # plugin kinds that failed to load -> why
 
 
 def _builtins() -> dict[str, AgentKind]:
-    from counterpoint.agents.builtin import NOOP, SLEEP
+    from counterpoint.agents.builtin import APPROVE, NOOP, SLEEP, WAIT
     from counterpoint.agents.program import PROGRAM
     from counterpoint.agents.python import PYTHON
 
-    return {"python": PYTHON, "program": PROGRAM, "noop": NOOP, "sleep": SLEEP}
+    return {
+        "python": PYTHON,
+        "program": PROGRAM,
+        "noop": NOOP,
+        "sleep": SLEEP,
+        "wait": WAIT,
+        "approval": APPROVE,
+    }
 
 
 def _load_plugins() -> None:

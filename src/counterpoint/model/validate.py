@@ -117,8 +117,26 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
             )
         )
     problems.extend(_reference_problems(workflow, graph, where))
+    problems.extend(_trigger_problems(workflow, index, where))
     if not problems and compiled is not None:
         workflow._graph = compiled
+    return problems
+
+
+def _trigger_problems(workflow: Workflow, index: dict[str, int], where: Locator) -> list[Problem]:
+    """Triggers that would start steps that do not exist."""
+    problems: list[Problem] = []
+    ids = list(index)
+    for t, trigger in enumerate(workflow.triggers):
+        for k, step_id in enumerate(trigger.run):
+            if step_id not in index:
+                problems.append(
+                    where.problem(
+                        ("triggers", t, "run", k),
+                        f"trigger on {trigger.on!r} runs unknown step {step_id!r}"
+                        f"{_hint(step_id, ids)}",
+                    )
+                )
     return problems
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "Step",
     "StepDefaults",
     "SyncPoint",
+    "Trigger",
     "Validation",
     "Window",
     "Workflow",
@@ -608,6 +609,32 @@ Item = Annotated[
 """An item of a list of steps: a step, or a construct holding more items."""
 
 
+class Trigger(_Model):
+    """On an event (whose data meet a condition), start steps that wait for it, or end
+    the run."""
+
+    on: str = Field(description="the event's name; '*' for any")
+    when: str | None = Field(None, description="a condition on the event (event.data.KEY ...)")
+    run: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+    end: bool = Field(False, description="end the run: nothing new starts, running steps finish")
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Trigger:
+        if not self.run and not self.end:
+            raise ValueError("a trigger needs `run` (steps to start) or `end: true`")
+        return self
+
+    @field_validator("when")
+    @classmethod
+    def _condition(cls, value: str | None) -> str | None:
+        if value is not None:
+            from counterpoint.events.conditions import compile_condition
+
+            compile_condition(value)
+        return value
+
+
 class Workflow(_Model):
     """A named set of agents and the steps that use them.
 
@@ -625,6 +652,7 @@ class Workflow(_Model):
         None, description="finish the run within this long (pools may overflow to make it)"
     )
     resources: Resources = Resources()
+    triggers: tuple[Trigger, ...] = ()
     items: tuple[Item, ...] = Field(alias="steps")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -59,6 +59,7 @@ class Scheduler:
         "graph",
         "group_of",
         "group_running",
+        "held",
         "limit",
         "open",
         "priority",
@@ -80,12 +81,14 @@ class Scheduler:
         groups: Sequence[int] | None = None,
         caps: Sequence[int | None] = (),
         resources: ResourceManager | None = None,
+        held: Collection[int] = (),
     ) -> None:
         """``done``: steps that already succeeded (a resumed run); they never start again.
         ``note_releases``: keep every step released in ``released`` (for a journal).
         ``groups``: a group number per step (-1: none) whose running steps are limited by
         ``caps[group]`` (streams' shares of the concurrency). ``resources``: pools and rate
-        limits every admission must fit (see ``scheduler.resources``)."""
+        limits every admission must fit (see ``scheduler.resources``). ``held``: steps that
+        also wait for a trigger (``wake``)."""
         n = len(graph)
         self.graph = graph
         self.priority = list(priority) if priority is not None else [0.0] * n
@@ -113,6 +116,9 @@ class Scheduler:
             self.waiting_on = [sum(p not in finished for p in preds) for preds in graph.preds]
         else:
             self.waiting_on = [len(p) for p in graph.preds]
+        self.held = {i for i in held if self.state[i] is _P}  # waiting for a trigger
+        for i in self.held:
+            self.waiting_on[i] += 1
         for i in range(n):
             if not self.waiting_on[i] and self.state[i] is _P:
                 self._release(i)
@@ -367,6 +373,28 @@ class Scheduler:
         self._free(i)
         self.open -= 1
         return self._skip_downstream(i)
+
+    def wake(self, i: int) -> bool:
+        """A trigger fired for held step ``i``: it no longer waits for it (it starts once
+        its needs are done). Returns whether it was still held."""
+        if i not in self.held:
+            return False
+        self.held.discard(i)
+        if self.state[i] is not _P:
+            return False
+        self.waiting_on[i] -= 1
+        if self.waiting_on[i] == 0:
+            self._release(i)
+        return True
+
+    def skip_pending(self) -> list[int]:
+        """Nothing runs, is ready or waits, and no trigger will fire: the steps still
+        pending (held ones and those after them) are skipped; returns them."""
+        out = [i for i, st in enumerate(self.state) if st is _P]
+        for i in out:
+            self.state[i] = StepState.SKIPPED
+        self.open -= len(out)
+        return out
 
     def never_starts(self, i: int) -> list[int]:
         """Ready step ``i`` cannot ever start (a window that never opens again): it fails;

@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -27,6 +27,7 @@ from pydantic_core import to_jsonable_python
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
 from counterpoint.errors import CounterpointError
+from counterpoint.events import Condition, Event, EventBus, compile_condition
 from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
@@ -56,6 +57,7 @@ __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
 Priority = Literal["planned", "critical-path", "efficiency", "fifo"]
 MAX_REPLANS = 16  # per session of a run
+INBOX_POLL_S = 0.05  # how often a run with a store reads the events other processes sent
 REPLAN_BUDGET_S = 0.02  # planning time for each re-plan
 RATIO_WINDOW = 9  # an agent's last durations whose median says how long its steps take
 """Which released step starts first: ``planned`` (the best of several rules, simulated
@@ -116,10 +118,12 @@ class Engine:
         journal: Journal | None = None,
         restored: Mapping[str, StepReplay] | None = None,
         spent: Mapping[str, float] | None = None,
+        past_events: Sequence[Event] = (),
     ) -> None:
         """``journal``: where transitions go (durable runs); ``restored``: what a resumed run
         had done (succeeded steps are not run again; attempt numbers go on); ``spent``: what
-        it charged to each budget."""
+        it charged to each budget; ``past_events``: the events of its earlier sessions (they
+        fire the triggers again and count for waits)."""
         self._spent = dict(spent or {})
         self.workflow = workflow
         self.options = options or RunOptions()
@@ -159,7 +163,7 @@ class Engine:
             StepRecord(s.id, s.agent if s.agent != JOIN_AGENT else f"<{parts[s.id].kind}>")
             for s in steps
         ]
-        self.events: list[AgentEvent] = []
+        self._init_events(workflow, past_events)
         self.journal = journal
         self._encode = journal is not None and journal.store.durable
         self.error: str | None = None  # why the run stopped, when the store failed it
@@ -168,7 +172,7 @@ class Engine:
         self.planning: PlanChoice | None = None
         self.scheduler = self._make_scheduler(max_conc, done)
         self._rng = random.Random(self.options.seed)
-        self._inbox: deque[Completion | int] = deque()
+        self._inbox: deque[Completion | int | Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._retry_timers: dict[int, Timer] = {}
         self._rate_timer: Timer | None = None
@@ -181,7 +185,7 @@ class Engine:
         self._assumed: dict[str, float] = {}  # agent -> the ratio the current plan assumed
         self._replans = 0
         self._pattern: str | None = None
-        self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget"] = ""
+        self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget", "end"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
         self._base_dir = workflow.base_dir
@@ -250,6 +254,7 @@ class Engine:
             groups=groups,
             caps=caps,
             resources=self.resources,
+            held=self._held,
         )
 
     def _latest_finish(self) -> list[float] | None:
@@ -353,6 +358,19 @@ class Engine:
         given = self.options.wall_start
         wall0 = self._wall0 = given if given is not None else time.time()
         self._t0 = self._t_end = self.clock.now()
+        for event in self._past_events:  # triggers fire again; waits may take them
+            self.bus.publish(
+                Event(
+                    event.name,
+                    event.data,
+                    event.source,
+                    event.time,
+                    inbox=event.inbox,
+                    restored=True,
+                )
+            )
+        if self.journal is not None and not self.virtual:
+            self._poll_due = True  # events sent before the run (or while it was down)
         res = self.resources
         if res is not None:
             res.wall_offset = wall0 - self._t0
@@ -368,6 +386,8 @@ class Engine:
                     timer.cancel()
                 if self._rate_timer is not None:
                     self._rate_timer.cancel()
+                if self._poll_timer is not None:
+                    self._poll_timer.cancel()
                 await self.backend.aclose()
         result = RunResult(
             run_id=self.run_id,
@@ -418,6 +438,8 @@ class Engine:
                 post = self._post
                 for job in jobs:
                     backend.start(job, post)
+            if await self._events_turn(started):
+                continue
             if not self._inbox:
                 if journal is not None and (journal.pending or sched.released):
                     await self._commit()
@@ -431,6 +453,44 @@ class Engine:
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
+
+    async def _events_turn(self, started: list[int]) -> bool:
+        """The inbox when due, held steps no trigger can start any more, the paused status;
+        returns whether the loop should go round again at once."""
+        if self._poll_due:
+            self._poll_due = False
+            await self._poll_inbox()
+            if self._inbox:
+                self._drain()
+                return True
+        sched = self.scheduler
+        if not started and not self._inbox and sched.held and self._quiet():
+            self._skip_held()  # no trigger can fire any more
+            return True
+        if not self._inbox and (self._waiting or self._paused):
+            await self._note_paused()
+        return False
+
+    def _quiet(self) -> bool:
+        """Nothing runs, is ready or waits to retry: only a trigger could start more."""
+        sched = self.scheduler
+        return sched.running == 0 and sched.ready == 0 and not self._retry_timers
+
+    def _skip_held(self) -> None:
+        journal = self.journal
+        for j in self.scheduler.skip_pending():
+            self._not_needed.add(j)
+            rec = self.records[j]
+            rec.status = StepState.SKIPPED
+            rec.error = (
+                "not run: no event started it"
+                if j in self._held
+                else "not run: a step it needs was never started by an event"
+            )
+            if journal is not None:
+                journal.event(rec.id, "skipped", rec.error)
+            for o in self.observers:
+                o.step_finished(rec)
 
     def _racer(self, i: int, agents: Mapping[str, Agent]) -> Agent:
         """The step's agent raced against its alternatives; validity is its checkpoint."""
@@ -635,7 +695,8 @@ class Engine:
             return RunStatus.FAILED
         if self._stop_reason == "interrupt":
             return RunStatus.INTERRUPTED
-        if all(r.status is StepState.SUCCEEDED for r in self.records):
+        spare = self._not_needed
+        if all(r.status is StepState.SUCCEEDED or i in spare for i, r in enumerate(self.records)):
             return RunStatus.SUCCEEDED
         return RunStatus.FAILED
 
@@ -644,7 +705,7 @@ class Engine:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _post(self, item: Completion | int) -> None:
+    def _post(self, item: Completion | int | Event) -> None:
         self._inbox.append(item)
         self._wake()
 
@@ -653,6 +714,9 @@ class Engine:
         while inbox:
             item = inbox.popleft()
             if item == -1:  # a rate limit allows more now: the loop takes again
+                continue
+            if isinstance(item, Event):
+                self._emit("", item.name, item.data, source=item.source)
                 continue
             if isinstance(item, int):
                 self._retry_timers.pop(item, None)
@@ -717,6 +781,7 @@ class Engine:
             handoff=self.patterns.handoff(i, self.records[i].errors) if self.patterns else None,
             _emit=self._emit,
             _charge=self._charge if self.resources is not None else None,
+            _wait=self._wait_event,
         )
 
     def _charge(self, step_id: str, resource: str, amounts: Mapping[str, float]) -> None:
@@ -724,13 +789,180 @@ class Engine:
         self.resources.charge(self.graph.index[step_id], resource, dict(amounts), self.clock.now())
         self._emit(step_id, "charged", {"resource": resource, "amounts": dict(amounts)})
 
-    def _emit(self, step_id: str, name: str, data: Mapping[str, object]) -> None:
+    def _emit(
+        self,
+        step_id: str,
+        name: str,
+        data: Mapping[str, object],
+        *,
+        source: str | None = None,
+        inbox: int | None = None,
+    ) -> None:
+        """Publish an event of the run: from a step, the engine (``step_id`` empty) or
+        outside (``source``)."""
         t = self.clock.now() - self._t0
-        self.events.append(AgentEvent(t, step_id, name, dict(data)))
+        self.bus.publish(Event(name, dict(data), source or step_id or "engine", t, inbox=inbox))
+
+    def _record(self, event: Event) -> None:
+        """The first to see every event: the run's list, the journal, the observers."""
+        if event.restored:
+            return
+        step_id = event.source if event.source in self.graph.index else ""
+        data = dict(event.data)
+        self.events.append(AgentEvent(event.time, step_id, event.name, data))
         if self.journal is not None:
-            self.journal.event(step_id or None, "event", {"name": name, "data": dict(data)})
+            entry: dict[str, object] = {
+                "name": event.name,
+                "kind": event.kind,
+                "data": data,
+                "source": event.source,
+                "seq": event.seq,
+            }
+            if event.inbox is not None:
+                entry["inbox"] = event.inbox
+            self.journal.event(step_id or None, "event", entry)
         for o in self.observers:
-            o.event(t, step_id, name, data)
+            o.event(event.time, step_id, event.name, data)
+
+    # --- events: waits, triggers, the inbox ------------------------------------------------------
+
+    def send(
+        self, name: str, data: Mapping[str, object] | None = None, source: str = "api"
+    ) -> None:
+        """Deliver an event to the running run (from its event loop's thread)."""
+        self._post(Event(name, dict(data or {}), source))
+
+    def _wants(self, name: str) -> bool:
+        """Whether a trigger or a wait listens for events called ``name``."""
+        return self.bus.listens(name) or any(w[1] in ("*", name) for w in self._waiters)
+
+    def _to_waiters(self, event: Event) -> None:
+        """Give the event to the first wait it matches (one event, one wait)."""
+        for _step, name, when, future in self._waiters:
+            if future.done() or name not in ("*", event.name):
+                continue
+            if when is None or when({"event": event.scope(), "inputs": self.inputs}):
+                self._taken.add(event.seq)
+                future.set_result(event)
+                return
+
+    async def _wait_event(
+        self, step_id: str, name: str, when: Condition | None, timeout: float | None
+    ) -> Event:
+        for event in self.bus.history:  # one that came already, and no wait took
+            if event.seq in self._taken or name not in ("*", event.name):
+                continue
+            if when is None or when({"event": event.scope(), "inputs": self.inputs}):
+                self._taken.add(event.seq)
+                return event
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        waiter = (step_id, name, when, future)
+        self._waiters.append(waiter)
+        timer = None
+        if timeout is not None:
+
+            def expire() -> None:
+                if not future.done():
+                    future.set_exception(TimeoutError())
+
+            timer = self.clock.call_later(timeout, expire)
+        self._waiting += 1
+        self._post(-1)  # the loop sees the run paused
+        try:
+            return await future
+        finally:
+            self._waiting -= 1
+            self._waiters.remove(waiter)
+            if timer is not None:
+                timer.cancel()
+            self._post(-1)
+
+    def _init_events(self, workflow: Workflow, past_events: Sequence[Event]) -> None:
+        self._past_events = list(past_events)
+        self.events: list[AgentEvent] = []
+        self.bus = EventBus()
+        self.bus.subscribe("*", self._record)
+        self.bus.subscribe("*", self._to_waiters)
+        self._waiters: list[tuple[str, str, Condition | None, asyncio.Future[Event]]] = []
+        self._taken: set[int] = set()  # events a wait took
+        self._waiting = 0  # steps waiting for an event
+        self._paused = False
+        self._inbox_seen = max((e.inbox or 0 for e in self._past_events), default=0)
+        self._poll_timer: Timer | None = None
+        self._poll_due = False
+        self._ended_by = ""
+        self._not_needed: set[int] = set()  # skipped: no event started them, or the run ended
+        self._held = self._compile_triggers(workflow)
+
+    def _compile_triggers(self, workflow: Workflow) -> set[int]:
+        """Subscribe the workflow's triggers; returns the steps that wait for one."""
+        held: set[int] = set()
+        index = self.graph.index
+        for trigger in workflow.triggers:
+            when = compile_condition(trigger.when) if trigger.when else None
+            steps = [index[s] for s in trigger.run]
+            held.update(steps)
+            self.bus.subscribe(trigger.on, self._trigger(trigger.on, when, steps, trigger.end))
+        return held
+
+    def _trigger(
+        self, on: str, when: Condition | None, steps: list[int], end: bool
+    ) -> Callable[[Event], None]:
+        def fire(event: Event) -> None:
+            if when is not None and not when({"event": event.scope(), "inputs": self.inputs}):
+                return
+            woken = [self.graph.ids[i] for i in steps if self.scheduler.wake(i)]
+            if woken:
+                self._emit("", "triggered", {"on": event.name, "seq": event.seq, "steps": woken})
+            if end and not self._stop_reason:
+                self._ended_by = f"the trigger on {on!r} (event {event.seq})"
+                self._emit("", "ended", {"on": event.name, "seq": event.seq})
+                self._stop_reason = "end"
+                self._wake()
+
+        return fire
+
+    async def _poll_inbox(self) -> None:
+        """Take the events other processes sent (``counterpoint send``, ``approve``)."""
+        journal = self.journal
+        assert journal is not None
+        try:
+            posted = await journal.store.inbox(self.run_id, self._inbox_seen)
+        except CounterpointError:
+            posted = []  # a busy store: next time
+        for p in posted:
+            self._inbox_seen = p.id
+            try:
+                data = json.loads(p.data)
+            except ValueError:
+                data = {"text": p.data}
+            self._emit(
+                "",
+                p.name,
+                data if isinstance(data, dict) else {"value": data},
+                source=p.source,
+                inbox=p.id,
+            )
+        if not self._stopping or self._waiting:
+            self._poll_timer = self.clock.call_later(INBOX_POLL_S, self._poll_soon)
+
+    def _poll_soon(self) -> None:
+        self._poll_timer = None
+        self._poll_due = True
+        self._post(-1)
+
+    async def _note_paused(self) -> None:
+        """Only steps waiting for an event run: the run shows ``paused`` (and back)."""
+        sched = self.scheduler
+        paused = self._waiting > 0 and sched.running == self._waiting and sched.ready == 0
+        if paused == self._paused:
+            return
+        self._paused = paused
+        if self.journal is not None:
+            with contextlib.suppress(CounterpointError):
+                status = RunStatus.PAUSED if paused else RunStatus.RUNNING
+                await self.journal.store.update_run(self.run_id, status=status.value)
+        self._emit("", "paused" if paused else "resumed", {"waiting": self._waiting})
 
     def _vet(self, c: Completion) -> Completion:
         """A success stays one only if its output passes its checkpoint and (with a durable
@@ -774,6 +1006,8 @@ class Engine:
         self.scheduler.succeeded(i)
         if self.planning is not None and self.graph.estimated[i]:
             self._learn(i, c.finished - c.started)
+        if self._wants("task_completion"):
+            self._emit(rec.id, "task_completion", {"step": rec.id})
         for o in self.observers:
             o.step_finished(rec)
         patterns = self.patterns
@@ -827,6 +1061,8 @@ class Engine:
         if journal is not None:
             journal.event(rec.id, "failed", error, rec.attempts)
         self._settle(rec, sched.failed(i))
+        if self._wants("error_encountered"):
+            self._emit(rec.id, "error_encountered", {"step": rec.id, "error": error})
         if self.options.fail_fast and not self._stop_reason:
             self._stop_reason = "fail-fast"
 
@@ -962,20 +1198,25 @@ class Engine:
             "fail-fast": "stopped by fail-fast",
             "store": "the store failed",
             "budget": "a budget is spent",
+            "end": f"the run was ended by {self._ended_by}",
         }[self._stop_reason]
+        ended = self._stop_reason == "end"
         for j in self.scheduler.cancel_unstarted():
             timer = self._retry_timers.pop(j, None)
             if timer is not None:
                 timer.cancel()
             rec = self.records[j]
-            rec.status = StepState.CANCELLED
-            rec.error = rec.error if rec.attempts else f"not run: {reason}"
+            rec.status = StepState.SKIPPED if ended else StepState.CANCELLED
+            rec.error = rec.error if rec.attempts and not ended else f"not run: {reason}"
+            if ended:
+                self._not_needed.add(j)
             if self.journal is not None:
-                self.journal.event(rec.id, "cancelled", f"not run: {reason}")
+                kind = "skipped" if ended else "cancelled"
+                self.journal.event(rec.id, kind, f"not run: {reason}")
             for o in self.observers:
                 o.step_finished(rec)
-        if self._stop_reason == "budget":
-            return  # a running step is never cut: it finishes and is charged
+        if self._stop_reason in ("budget", "end"):
+            return  # a running step is never cut: it finishes (and is charged)
         running = StepState.RUNNING
         for i, state in enumerate(self.scheduler.state):
             if state is running:

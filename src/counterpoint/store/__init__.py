@@ -1,6 +1,6 @@
 """Durable runs: the store interface, the memory and SQLite stores, the journal, replay."""
 
-from counterpoint.store.base import BLOB_THRESHOLD, Entry, RunInfo, Store
+from counterpoint.store.base import BLOB_THRESHOLD, Entry, Posted, RunInfo, Store
 from counterpoint.store.memory import MemoryStore
 from counterpoint.store.replay import StepReplay, replay
 from counterpoint.store.sqlite import SCHEMA_VERSION, SqliteStore, default_path, open_store
@@ -10,6 +10,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Entry",
     "MemoryStore",
+    "Posted",
     "RunInfo",
     "SqliteStore",
     "StepReplay",

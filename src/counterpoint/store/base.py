@@ -19,12 +19,17 @@ Entry kinds, and what ``data`` holds (JSON text, or ``None``):
                         names the step that runs again
 ``charged``             what a step cost a budget: ``{"budget", "amount"}`` (resume adds
                         them up, so a budget is never spent twice)
-``event``               an agent's event: ``{"name", "data"}``
+``event``               an event of the run: ``{"name", "kind", "data", "source", "seq"}``
+                        (and ``"inbox"``: its id there, for one sent from elsewhere)
 ``run-finished``        ``{"status", "error"}``
 ======================  ==============================================================
 
 A store must keep ``data`` exactly (large values included) and return entries in ``seq``
 order. Everything that ``append`` accepted is durable when it returns.
+
+Besides the journal, which only the process running the run writes, each run has an inbox:
+events other processes ``post`` to it (``counterpoint send``, ``approve``), which the run
+reads (``inbox``) and journals as it takes them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-__all__ = ["BLOB_THRESHOLD", "Entry", "RunInfo", "Store"]
+__all__ = ["BLOB_THRESHOLD", "Entry", "Posted", "RunInfo", "Store"]
 
 BLOB_THRESHOLD = 1 << 20  # data longer than 1 MiB is kept apart, as a blob
 
@@ -47,6 +52,16 @@ class Entry(NamedTuple):
     attempt: int
     time: float  # wall clock, seconds since the epoch
     data: str | None  # JSON text
+
+
+class Posted(NamedTuple):
+    """An event another process sent to a run."""
+
+    id: int  # increasing, per store
+    name: str
+    data: str  # JSON text
+    source: str
+    sent_at: float  # wall clock
 
 
 @dataclass(slots=True)
@@ -115,6 +130,14 @@ class Store(Protocol):
 
     async def cache_put(self, key: str, output: str, stored_at: float) -> None:
         """Keep an output under ``key`` (replacing an older one)."""
+        ...
+
+    async def post(self, run_id: str, name: str, data: str, source: str, sent_at: float) -> int:
+        """Send an event to a run's inbox (durably); returns its id."""
+        ...
+
+    async def inbox(self, run_id: str, after: int = 0) -> list[Posted]:
+        """The events sent to a run with an id above ``after``, in the order sent."""
         ...
 
     async def close(self) -> None:

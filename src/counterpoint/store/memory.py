@@ -6,7 +6,7 @@ import copy
 from collections.abc import Sequence
 
 from counterpoint.errors import RunNotFound, StoreError
-from counterpoint.store.base import Entry, RunInfo
+from counterpoint.store.base import Entry, Posted, RunInfo
 
 __all__ = ["MemoryStore", "pick_run"]
 
@@ -31,6 +31,7 @@ class MemoryStore:
         self._runs: dict[str, RunInfo] = {}
         self._journals: dict[str, list[Entry]] = {}
         self._cache: dict[str, tuple[str, float]] = {}
+        self._inbox: list[tuple[str, Posted]] = []
         self._closed = False
 
     def __repr__(self) -> str:
@@ -98,6 +99,17 @@ class MemoryStore:
     async def cache_put(self, key: str, output: str, stored_at: float) -> None:
         self._check()
         self._cache[key] = (output, stored_at)
+
+    async def post(self, run_id: str, name: str, data: str, source: str, sent_at: float) -> int:
+        self._check()
+        await self.get_run(run_id)  # it must exist
+        posted = Posted(len(self._inbox) + 1, name, data, source, sent_at)
+        self._inbox.append((run_id, posted))
+        return posted.id
+
+    async def inbox(self, run_id: str, after: int = 0) -> list[Posted]:
+        self._check()
+        return [p for r, p in self._inbox[after:] if r == run_id]
 
     async def close(self) -> None:
         self._closed = True

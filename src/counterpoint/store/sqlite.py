@@ -27,14 +27,14 @@ from typing import Literal
 import orjson
 
 from counterpoint.errors import RunNotFound, StoreError
-from counterpoint.store.base import BLOB_THRESHOLD, Entry, RunInfo
+from counterpoint.store.base import BLOB_THRESHOLD, Entry, Posted, RunInfo
 from counterpoint.store.memory import pick_run
 
 __all__ = ["DEFAULT_DIR", "SCHEMA_VERSION", "SqliteStore", "default_path", "open_store"]
 
 DEFAULT_DIR = ".counterpoint"
 FILE_NAME = "store.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[v] takes a store from version v - 1 to v.
 MIGRATIONS: dict[int, str] = {
@@ -83,6 +83,17 @@ MIGRATIONS: dict[int, str] = {
         output    BLOB NOT NULL,
         stored_at REAL NOT NULL
     );
+    """,
+    3: """
+    CREATE TABLE inbox (  -- events other processes sent to runs
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        run     TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        data    TEXT NOT NULL,
+        source  TEXT NOT NULL,
+        sent_at REAL NOT NULL
+    );
+    CREATE INDEX inbox_by_run ON inbox (run, id);
     """,
 }
 
@@ -409,6 +420,29 @@ class SqliteStore:
             self._db().execute(
                 "INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, data, stored_at)
             )
+
+    async def post(self, run_id: str, name: str, data: str, source: str, sent_at: float) -> int:
+        run = await self.get_run(run_id)  # it must exist (a prefix is fine)
+        with self._errors(f"send an event to run {run.run_id}"):
+            cur = self._db().execute(
+                "INSERT INTO inbox (run, name, data, source, sent_at) VALUES (?, ?, ?, ?, ?)",
+                (run.run_id, name, data, source, sent_at),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def inbox(self, run_id: str, after: int = 0) -> list[Posted]:
+        with self._errors(f"read the inbox of run {run_id}"):
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT id, name, data, source, sent_at FROM inbox WHERE run = ? AND id > ? "
+                    "ORDER BY id",
+                    (run_id, after),
+                )
+                .fetchall()
+            )
+        return [Posted(*row) for row in rows]
 
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: ``ok`` or what is wrong."""
