@@ -19,6 +19,7 @@ from counterpoint.errors import (
     UnknownAgentKind,
     WorkflowInvalid,
 )
+from counterpoint.events import Event
 from counterpoint.model.builder import (
     WorkflowBuilder,
     parallel,
@@ -29,9 +30,16 @@ from counterpoint.model.builder import (
     step,
 )
 from counterpoint.model.load import load, loads
-from counterpoint.model.workflow import AgentSpec, InputSpec, RetryPolicy, Step, Workflow
+from counterpoint.model.workflow import (
+    AgentSpec,
+    InputSpec,
+    RetryPolicy,
+    Step,
+    Trigger,
+    Workflow,
+)
 from counterpoint.observe.base import RunObserver
-from counterpoint.runner import resume, run, run_sync, simulate
+from counterpoint.runner import approve, resume, run, run_sync, send_event, simulate
 from counterpoint.scheduler.clock import RealClock, VirtualClock
 from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.result import RunResult, RunStatus, StepRecord
@@ -46,6 +54,7 @@ __all__ = [
     "AgentSpec",
     "CannotResume",
     "CounterpointError",
+    "Event",
     "ImportFormatError",
     "InputSpec",
     "MemoryStore",
@@ -65,11 +74,13 @@ __all__ = [
     "StepTimeout",
     "Store",
     "StoreError",
+    "Trigger",
     "UnknownAgentKind",
     "VirtualClock",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowInvalid",
+    "approve",
     "history",
     "load",
     "loads",
@@ -81,6 +92,7 @@ __all__ = [
     "resume",
     "run",
     "run_sync",
+    "send_event",
     "sequence",
     "simulate",
     "step",

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from counterpoint.errors import (
     Problem,
     WorkflowInvalid,
 )
+from counterpoint.events import Event
 from counterpoint.gctools import frozen_gc
 from counterpoint.history import run_state
 from counterpoint.model.compile import JOIN_AGENT
@@ -39,7 +40,16 @@ from counterpoint.store.fingerprint import changes, definition, fingerprint
 from counterpoint.store.journal import Journal
 from counterpoint.store.replay import replay
 
-__all__ = ["build_agents", "resolve_inputs", "resume", "run", "run_sync", "simulate"]
+__all__ = [
+    "approve",
+    "build_agents",
+    "resolve_inputs",
+    "resume",
+    "run",
+    "run_sync",
+    "send_event",
+    "simulate",
+]
 
 
 def _workflow(workflow: Workflow | str | Path) -> Workflow:
@@ -193,6 +203,7 @@ async def _drive(
     journal: Journal | None,
     restored: Mapping[str, object] | None = None,
     spent: Mapping[str, float] | None = None,
+    past_events: Sequence[Event] = (),
 ) -> RunResult:
     clk = clock or RealClock()
     with frozen_gc():
@@ -208,6 +219,7 @@ async def _drive(
             journal=journal,
             restored=restored,  # type: ignore[arg-type]
             spent=spent,
+            past_events=past_events,
         )
         if on_engine is not None:
             on_engine(engine)
@@ -294,10 +306,23 @@ async def resume(
         planning_budget_s=float(saved.get("planning_budget_s", DEFAULT_BUDGET_S)),  # type: ignore[arg-type]
     )
     spent: dict[str, float] = {}  # what earlier sessions charged to budgets
+    past: list[Event] = []  # the events of earlier sessions
     for e in entries:
         if e.kind == "charged" and e.data is not None:
             charged = json.loads(e.data)
             spent[charged["budget"]] = spent.get(charged["budget"], 0.0) + charged["amount"]
+        elif e.kind == "event" and e.data is not None:
+            event = json.loads(e.data)
+            if isinstance(event, dict) and isinstance(event.get("name"), str):
+                data = event.get("data")
+                past.append(
+                    Event(
+                        event["name"],
+                        data if isinstance(data, dict) else {},
+                        str(event.get("source") or e.step or "engine"),
+                        inbox=event.get("inbox"),
+                    )
+                )
     journal = Journal(store, info.run_id, seq=entries[-1].seq if entries else 0)
     journal.event(
         None, "run-started", {**dataclasses.asdict(options), "resumed": True}, attempt=sessions + 1
@@ -323,6 +348,7 @@ async def resume(
         journal,
         replay(entries),
         spent,
+        past,
     )
 
 
@@ -340,6 +366,40 @@ def _resume_workflow(info: RunInfo, workflow: Workflow | str | Path | None) -> W
             "pass the workflow to resume"
         )
     return load(info.source)
+
+
+async def send_event(
+    store: Store,
+    run_id: str,
+    name: str,
+    data: Mapping[str, object] | None = None,
+    *,
+    source: str = "api",
+) -> int:
+    """Send an event to a run, running or paused, in this process or another: it goes to
+    the run's inbox in the store, which a running run reads within ``INBOX_POLL_S`` and a
+    paused or crashed one when it is resumed. Returns its inbox id. Raises ``RunNotFound``,
+    and ``CannotResume`` for a run that has ended."""
+    info = await store.get_run(run_id)
+    state = run_state(info)
+    if state not in ("running", "paused", "crashed", "interrupted"):
+        raise CannotResume(f"run {info.run_id} has ended ({state}): it takes no more events")
+    text = json.dumps(dict(data or {}), ensure_ascii=False)
+    return await store.post(info.run_id, name, text, source, time.time())
+
+
+def approve(
+    store: Store,
+    run_id: str,
+    step: str,
+    *,
+    approved: bool = True,
+    comment: str | None = None,
+    source: str = "api",
+) -> Awaitable[int]:
+    """Answer the approval step ``step`` of a run (an ``approval_given`` event)."""
+    data = {"step": step, "approved": approved, "comment": comment}
+    return send_event(store, run_id, "approval_given", data, source=source)
 
 
 def _epoch(moment: datetime | None) -> float | None:

@@ -45,7 +45,8 @@ from counterpoint.observe.report import (
     print_structure,
     print_summary,
 )
-from counterpoint.runner import resolve_inputs
+from counterpoint.runner import approve as approve_step
+from counterpoint.runner import resolve_inputs, send_event
 from counterpoint.runner import resume as resume_run
 from counterpoint.runner import run as run_workflow
 from counterpoint.runner import simulate as simulate_workflow
@@ -573,6 +574,71 @@ def runs(
         _print_json([_run_json(i) for i in infos])
         return
     print_runs(out, infos, the_store.location)
+
+
+@app.command()
+def send(
+    run_id: RunIdArg,
+    event: Annotated[str, typer.Argument(help="The event's name (feedback_received, ...).")],
+    data: Annotated[
+        str | None, typer.Option("--data", help="The event's data: a JSON object.")
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Send an event to a run, running or paused: its waits and triggers see it (a paused
+    or crashed run, when it is resumed)."""
+    payload: dict[str, object] = {}
+    if data is not None:
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            err.print(f"error: --data is not JSON: {exc}", markup=False)
+            raise typer.Exit(EXIT_INVALID) from None
+        if not isinstance(parsed, dict):
+            err.print('error: --data must be a JSON object ({"key": ...})', markup=False)
+            raise typer.Exit(EXIT_INVALID)
+        payload = parsed
+    _post(store, lambda s: send_event(s, run_id, event, payload, source="cli"), event)
+
+
+@app.command()
+def approve(
+    run_id: RunIdArg,
+    step: Annotated[str, typer.Argument(help="The approval step.", show_default=False)],
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead.")] = False,
+    comment: Annotated[str | None, typer.Option("--comment", help="Why, for the run.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Approve (or --reject) an approval step of a run, running or paused."""
+
+    async def answer(s: Store) -> int:
+        info = await s.get_run(run_id)
+        if step not in info.agents:
+            known = ", ".join(info.agents) or "none"
+            raise RunNotFound(f"run {info.run_id} has no step {step!r} (steps: {known})")
+        return await approve_step(
+            s, info.run_id, step, approved=not reject, comment=comment, source="cli"
+        )
+
+    _post(store, answer, "rejection" if reject else "approval")
+
+
+def _post(store: str | None, send_it: Callable[[Store], Awaitable[int]], what: str) -> None:
+    """Send an event with the store open; errors are one line and exit 2."""
+    the_store = _open_store(store)
+
+    async def go() -> int:
+        try:
+            return await send_it(the_store)
+        finally:
+            await the_store.close()
+
+    try:
+        posted = asyncio.run(go())
+    except (StoreError, RunNotFound, CannotResume) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"sent {what} (inbox {posted})", markup=False, highlight=False)
 
 
 @app.command()
