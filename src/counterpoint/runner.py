@@ -90,9 +90,13 @@ def resolve_inputs(workflow: Workflow, given: Mapping[str, object] | None) -> di
 
 
 def build_agents(workflow: Workflow) -> dict[str, Agent]:
-    """An agent for each definition the workflow's steps use."""
+    """An agent for each definition the workflow's steps use (races, recovery and
+    compensations included)."""
     used = {s.agent for s in workflow.steps} - {JOIN_AGENT}  # join steps: the engine's own
     used |= {a for s in workflow.steps for a in s.race}
+    used |= {s.compensate for s in workflow.steps if s.compensate}
+    options = [*workflow.defaults.recovery, *(o for s in workflow.steps for o in s.recovery or ())]
+    used |= {o.agent for o in options if o.agent}
     agents: dict[str, Agent] = {}
     problems: list[Problem] = []
     for name in sorted(used):

@@ -49,8 +49,8 @@ steps:
     (only,) = problems(text)
     assert only.startswith("wf.yaml:7:5: step 'a': unknown key 'zzzzzz'; expected one of: ")
     assert (
-        "agent, cache, deadline, description, estimate, id, input, needs, priority, race, "
-        "retries, timeout, uses, validate" in only
+        "agent, cache, compensate, critical, deadline, description, estimate, id, input, "
+        "needs, priority, race, recovery, retries, timeout, uses, validate" in only
     )
 
 

@@ -16,7 +16,7 @@ from counterpoint.errors import StepFailed
 from counterpoint.events.conditions import compile_condition
 from counterpoint.model.workflow import AgentSpec, Duration
 
-__all__ = ["APPROVE", "NOOP", "SLEEP", "WAIT"]
+__all__ = ["APPROVAL", "APPROVE", "NOOP", "SLEEP", "WAIT", "for_step"]
 
 
 class _NoOptions(BaseModel):
@@ -144,7 +144,7 @@ class _Approval:
         step = ctx.step_id
         ctx.emit("approval-requested", {"prompt": o.prompt, "input": ctx.input})
         try:
-            event = await ctx.wait_for(APPROVAL, _for_step(step), o.timeout)
+            event = await ctx.wait_for(APPROVAL, for_step(step), o.timeout)
             approved = bool(event.data.get("approved", True))
             comment = event.data.get("comment")
             by = event.source
@@ -159,7 +159,7 @@ class _Approval:
         return {"approved": True, "comment": comment, "by": by}
 
 
-def _for_step(step: str) -> Callable[[Mapping[str, object]], bool]:
+def for_step(step: str) -> Callable[[Mapping[str, object]], bool]:
     def matches(scope: Mapping[str, object]) -> bool:
         event = scope.get("event")
         data = event.get("data") if isinstance(event, dict) else None

@@ -18,7 +18,7 @@ from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.locate import Locator, format_path
 from counterpoint.model.refs import Reference, find_references
-from counterpoint.model.workflow import Step, Validation, Workflow
+from counterpoint.model.workflow import RecoveryOption, Step, Validation, Workflow
 
 Path_ = tuple[str | int, ...]
 
@@ -118,8 +118,44 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
         )
     problems.extend(_reference_problems(workflow, graph, where))
     problems.extend(_trigger_problems(workflow, index, where))
+    problems.extend(_recovery_problems(workflow, where))
     if not problems and compiled is not None:
         workflow._graph = compiled
+    return problems
+
+
+def _recovery_problems(workflow: Workflow, where: Locator) -> list[Problem]:
+    """Recovery options and compensations that name agents that do not exist."""
+    problems: list[Problem] = []
+    agents = list(workflow.agents)
+    plan = workflow.plan
+    found: list[tuple[Path_, str, tuple[RecoveryOption, ...]]] = [
+        (("defaults", "recovery"), "defaults", workflow.defaults.recovery)
+    ]
+    found += [
+        ((*plan.path(i), "recovery"), f"step {s.id!r}", s.recovery)
+        for i, s in enumerate(workflow.steps)
+        if s.recovery
+    ]
+    for path, who, options in found:
+        for k, option in enumerate(options):
+            if option.agent is not None and option.agent not in workflow.agents:
+                problems.append(
+                    where.problem(
+                        (*path, k),
+                        f"{who}: unknown agent {option.agent!r} in recovery"
+                        f"{_hint(option.agent, agents)}",
+                    )
+                )
+    for i, s in enumerate(workflow.steps):
+        if s.compensate is not None and s.compensate not in workflow.agents:
+            problems.append(
+                where.problem(
+                    (*plan.path(i), "compensate"),
+                    f"step {s.id!r}: unknown agent {s.compensate!r} to compensate"
+                    f"{_hint(s.compensate, agents)}",
+                )
+            )
     return problems
 
 

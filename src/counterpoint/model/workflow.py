@@ -48,6 +48,7 @@ __all__ = [
     "Pool",
     "Quality",
     "RateLimit",
+    "RecoveryOption",
     "Resources",
     "RetryPolicy",
     "RollbackPolicy",
@@ -118,12 +119,56 @@ class RetryPolicy(_Model):
         return base * (1.0 - self.jitter * random)
 
 
+class RecoveryOption(_Model):
+    """One way to recover a step that failed for good, tried in the order listed:
+    ``retry`` (``times``, with the timeout multiplied by ``timeout_factor``), ``alternative``
+    (run ``agent`` instead), ``skip`` (a non-critical step: its dependents go on without its
+    output), ``escalate`` (ask a person: the run pauses with the error and its impact;
+    approved, the step runs again; ``timeout`` then fail), ``rollback`` (the compensations
+    of completed steps run in reverse order, as a saga, and the step fails)."""
+
+    kind: Literal["retry", "alternative", "skip", "escalate", "rollback"]
+    times: int = Field(1, ge=1)
+    timeout_factor: float | None = Field(None, gt=0)
+    agent: str | None = None
+    timeout: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {"kind": value}
+        if isinstance(value, dict) and "kind" not in value and len(value) == 1:
+            ((kind, body),) = value.items()
+            if kind == "alternative" and isinstance(body, str):
+                return {"kind": kind, "agent": body}
+            if isinstance(body, dict):
+                return {"kind": kind, **body}
+            if body is True or body is None:
+                return {"kind": kind}
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> RecoveryOption:
+        if self.kind == "alternative" and not self.agent:
+            raise ValueError("alternative: name the agent to run instead")
+        return self
+
+
+def _options(value: object) -> object:
+    return [value] if isinstance(value, str | dict) else value
+
+
+Recovery = Annotated[tuple[RecoveryOption, ...], BeforeValidator(_options)]
+
+
 class StepDefaults(_Model):
     """Values every step gets unless it says otherwise."""
 
     retries: RetryPolicy = RetryPolicy()
     timeout: Duration | None = None
     estimate: Duration | None = None
+    recovery: Recovery = ()
 
 
 class InputSpec(_Model):
@@ -477,6 +522,9 @@ class Step(_Model):
     deadline: Duration | None = Field(
         None, description="finish within this long of the run's start (pools may overflow)"
     )
+    recovery: Recovery | None = Field(None, description="what to try when it fails for good")
+    critical: bool = Field(True, description="false: recovery may skip it")
+    compensate: str | None = Field(None, description="the agent that undoes it (rollback)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -25,8 +25,9 @@ from typing import Any, Literal
 from pydantic_core import to_jsonable_python
 
 from counterpoint.agents.base import Agent, StepContext
+from counterpoint.agents.builtin import APPROVAL, for_step
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
-from counterpoint.errors import CounterpointError
+from counterpoint.errors import CounterpointError, StepFailed
 from counterpoint.events import Condition, Event, EventBus, compile_condition
 from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
@@ -36,6 +37,7 @@ from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
+from counterpoint.patterns.recovery import RecoveryPlan, classify
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
@@ -143,18 +145,7 @@ class Engine:
             self.patterns = PatternRuntime(
                 workflow, self.graph, workflow.base_dir, self.outputs, self._end_of, max_conc
             )
-        self._agents: list[Agent] = (
-            [
-                self.patterns.join_agent(i)
-                if self.patterns is not None and s.agent == JOIN_AGENT
-                else self._racer(i, agents)
-                if s.race
-                else agents[s.agent]
-                for i, s in enumerate(steps)
-            ]
-            if agents
-            else []
-        )
+        self._agents = self._step_agents(agents)
         self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout for s in steps]
         self._retries: list[RetryPolicy] = [s.retries or defaults.retries for s in steps]
         self._templates: list[Template | None] = [compile_template(s.input) for s in steps]
@@ -450,6 +441,8 @@ class Engine:
                 await self.clock.wait(waiter)
                 self._waiter = None
             self._drain()
+        if self._sagas:  # compensations still running: the run ends after them
+            await asyncio.gather(*self._sagas)
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
@@ -491,6 +484,21 @@ class Engine:
                 journal.event(rec.id, "skipped", rec.error)
             for o in self.observers:
                 o.step_finished(rec)
+
+    def _step_agents(self, agents: Mapping[str, Agent]) -> list[Agent]:
+        """Each step's agent (joins, races); none when simulating (no agents)."""
+        self._agent_map = agents
+        if not agents:
+            return []
+        patterns = self.patterns
+        return [
+            patterns.join_agent(i)
+            if patterns is not None and s.agent == JOIN_AGENT
+            else self._racer(i, agents)
+            if s.race
+            else agents[s.agent]
+            for i, s in enumerate(self._steps)
+        ]
 
     def _racer(self, i: int, agents: Mapping[str, Agent]) -> Agent:
         """The step's agent raced against its alternatives; validity is its checkpoint."""
@@ -878,6 +886,8 @@ class Engine:
             self._post(-1)
 
     def _init_events(self, workflow: Workflow, past_events: Sequence[Event]) -> None:
+        self._recovery: dict[int, RecoveryPlan] = {}
+        self._sagas: list[asyncio.Task[None]] = []
         self._past_events = list(past_events)
         self.events: list[AgentEvent] = []
         self.bus = EventBus()
@@ -1056,6 +1066,8 @@ class Engine:
             return
         if patterns is not None and not self._stopping and self._rolled_back(i, rec, error):
             return
+        if not self._stopping and self._recover(i, rec, error, c):
+            return
         rec.status = StepState.FAILED
         rec.end = c.finished - self._t0
         if journal is not None:
@@ -1139,6 +1151,156 @@ class Engine:
             "steps": len(left),
         }
         self._emit("", "replanned", data)  # a run's event: no step
+
+    # --- error recovery orchestration ---------------------------------------------------------
+
+    def _recover(self, i: int, rec: StepRecord, error: str, c: Completion) -> bool:
+        """Step ``i`` failed for good: take its next recovery option, if any (returns whether
+        the step goes on). The decision and why are a ``recovery`` event."""
+        step = self._steps[i]
+        options = step.recovery if step.recovery is not None else self.workflow.defaults.recovery
+        if not options:
+            return False
+        plan = self._recovery.get(i)
+        if plan is None:
+            plan = self._recovery[i] = RecoveryPlan(options, step.critical)
+        kind, transient = classify(error, c.outcome is Outcome.TIMED_OUT, c.retryable)
+        impact = self._impact(i)
+        decision = plan.decide(kind, transient)
+        data: dict[str, object] = {
+            "error": error,
+            "class": kind,
+            "transient": transient,
+            "impact": impact,
+            "option": decision.name,
+            "why": decision.why,
+        }
+        option = decision.option
+        if option is not None and option.agent:
+            data["agent"] = option.agent
+        self._emit(rec.id, "recovery", data)
+        if option is None:
+            return False
+        if option.kind == "rollback":
+            self._sagas.append(asyncio.get_running_loop().create_task(self._saga(i)))
+            return False  # the step fails; its completed predecessors are undone
+        if option.kind == "skip":
+            self._skip_failed(i, rec, error)
+            return True
+        if option.kind == "retry" and option.timeout_factor and self._timeouts[i] is not None:
+            self._timeouts[i] = self._timeouts[i] * option.timeout_factor  # type: ignore[operator]
+        if self._agents:
+            if option.kind == "alternative":
+                assert option.agent is not None
+                self._agents[i] = self._agent_map[option.agent]
+            elif option.kind == "escalate":
+                self._agents[i] = self._escalation(i, error, impact, option.timeout)
+        if self.journal is not None:
+            self.journal.event(
+                rec.id,
+                "retried",
+                {"error": error, "delay": 0.0, "recovery": option.kind},
+                rec.attempts,
+            )
+        self.scheduler.retry_later(i)
+        rec.status = StepState.WAITING
+        self._post(i)  # (an int: the step is ready again)
+        return True
+
+    def _impact(self, i: int) -> dict[str, object]:
+        """The steps and streams a failure of step ``i`` reaches."""
+        ids = self.graph.ids
+        below = self.graph.descendants(i)
+        streams: list[str] = []
+        if self.patterns is not None:
+            reached = {i, *below}
+            streams = [
+                f"{s.part}.{s.name}" for s in self.patterns.streams if reached & set(s.steps)
+            ]
+        plan = self.workflow.plan
+        return {
+            "steps": [ids[j] for j in below if ids[j] not in plan.parts],
+            "streams": streams,
+        }
+
+    def _skip_failed(self, i: int, rec: StepRecord, error: str) -> None:
+        """Recovery skips a non-critical step: its dependents go on without its output."""
+        self.outputs[i] = None
+        rec.output = None
+        rec.status = StepState.SKIPPED
+        rec.error = f"skipped by recovery: {error}"
+        rec.end = self.clock.now() - self._t0
+        self._not_needed.add(i)
+        self.scheduler.succeeded(i)
+        if self.journal is not None:
+            when = self._wall0 + rec.end
+            self.journal.add("succeeded", rec.id, rec.attempts, None, when)
+        for o in self.observers:
+            o.step_finished(rec)
+
+    def _escalation(
+        self, i: int, error: str, impact: dict[str, object], timeout: float | None
+    ) -> Agent:
+        """The step's agent behind a person's approval: the run pauses with the error and
+        its impact until someone approves (then the step runs again) or rejects."""
+        agent = self._agents[i]
+
+        async def escalate(ctx: StepContext) -> object:
+            ctx.emit("escalated", {"error": error, "impact": impact, "timeout": timeout})
+            try:
+                event = await ctx.wait_for(APPROVAL, for_step(ctx.step_id), timeout)
+            except TimeoutError:
+                raise StepFailed(
+                    f"escalated; no answer in {timeout:g}s" if timeout else "escalated",
+                    retryable=False,
+                ) from None
+            if not event.data.get("approved", True):
+                comment = event.data.get("comment")
+                raise StepFailed(
+                    f"escalation rejected by {event.source}" + (f": {comment}" if comment else ""),
+                    retryable=False,
+                )
+            self._agents[i] = agent
+            return await agent(ctx)
+
+        return escalate
+
+    async def _saga(self, failed: int) -> None:
+        """Run the compensations of the completed steps, latest first."""
+        records = self.records
+        done = sorted(
+            (
+                j
+                for j, r in enumerate(records)
+                if r.status is StepState.SUCCEEDED and self._steps[j].compensate
+            ),
+            key=lambda j: records[j].end or 0.0,
+            reverse=True,
+        )
+        self._emit(records[failed].id, "rollback", {"compensate": [records[j].id for j in done]})
+        for j in done:
+            name = self._steps[j].compensate
+            assert name is not None
+            agent = self._agent_map.get(name)
+            step_id = records[j].id
+            if agent is None:  # simulated: nothing to call
+                self._emit(step_id, "compensated", {"by": name, "simulated": True})
+                continue
+            ctx = StepContext(
+                run_id=self.run_id,
+                step_id=step_id,
+                attempt=records[j].attempts,
+                input=self.outputs[j],
+                workflow=self.workflow.name,
+                base_dir=self._base_dir,
+                _emit=self._emit,
+            )
+            try:
+                await agent(ctx)
+            except Exception as exc:  # reported, and the saga goes on
+                self._emit(step_id, "compensation-failed", {"by": name, "error": str(exc)})
+            else:
+                self._emit(step_id, "compensated", {"by": name})
 
     def _rolled_back(self, i: int, rec: StepRecord, error: str) -> bool:
         """Step ``i`` failed for good: go back to its sequence's last validated state if the
