@@ -97,6 +97,7 @@ def build_agents(workflow: Workflow) -> dict[str, Agent]:
     used |= {s.compensate for s in workflow.steps if s.compensate}
     options = [*workflow.defaults.recovery, *(o for s in workflow.steps for o in s.recovery or ())]
     used |= {o.agent for o in options if o.agent}
+    used |= {a for t in workflow.triggers for a in t.use.values()}
     agents: dict[str, Agent] = {}
     problems: list[Problem] = []
     for name in sorted(used):

@@ -60,6 +60,7 @@ class StepContext:
     workflow: str = ""
     base_dir: Path = field(default_factory=Path.cwd)
     handoff: Handoff | None = None  # for an item of a sequence: what came before it
+    instructions: list[str] = field(default_factory=list)  # from feedback (triggers' instruct)
     _emit: EmitFn = _no_emit
     _charge: ChargeFn | None = None
     _wait: WaitFn | None = None

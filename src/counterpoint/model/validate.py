@@ -163,14 +163,37 @@ def _trigger_problems(workflow: Workflow, index: dict[str, int], where: Locator)
     """Triggers that would start steps that do not exist."""
     problems: list[Problem] = []
     ids = list(index)
+    agents = list(workflow.agents)
     for t, trigger in enumerate(workflow.triggers):
-        for k, step_id in enumerate(trigger.run):
+        named = [
+            *(("run", k, sid) for k, sid in enumerate(trigger.run)),
+            *(("instruct", k, sid) for k, sid in enumerate(trigger.instruct)),
+            *(("prioritise", k, sid) for k, sid in enumerate(trigger.prioritise)),
+        ]
+        for key, k, step_id in named:
             if step_id not in index:
                 problems.append(
                     where.problem(
-                        ("triggers", t, "run", k),
-                        f"trigger on {trigger.on!r} runs unknown step {step_id!r}"
+                        ("triggers", t, key, k),
+                        f"trigger on {trigger.on!r}: unknown step {step_id!r} in {key}"
                         f"{_hint(step_id, ids)}",
+                    )
+                )
+        for step_id, agent in trigger.use.items():
+            if step_id not in index:
+                problems.append(
+                    where.problem(
+                        ("triggers", t, "use", step_id),
+                        f"trigger on {trigger.on!r}: unknown step {step_id!r} in use"
+                        f"{_hint(step_id, ids)}",
+                        key=True,
+                    )
+                )
+            if agent not in workflow.agents:
+                problems.append(
+                    where.problem(
+                        ("triggers", t, "use", step_id),
+                        f"trigger on {trigger.on!r}: unknown agent {agent!r}{_hint(agent, agents)}",
                     )
                 )
     return problems

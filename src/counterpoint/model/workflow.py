@@ -665,12 +665,24 @@ class Trigger(_Model):
     when: str | None = Field(None, description="a condition on the event (event.data.KEY ...)")
     run: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
     end: bool = Field(False, description="end the run: nothing new starts, running steps finish")
+    use: dict[str, str] = Field(
+        default_factory=dict, description="step -> agent: steps not started yet change agent"
+    )
+    instruct: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = Field(
+        (), description="steps that get the event's direction (or text) as an instruction"
+    )
+    prioritise: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = Field(
+        (), description="steps that go first from now on"
+    )
     description: str | None = None
 
     @model_validator(mode="after")
     def _does_something(self) -> Trigger:
-        if not self.run and not self.end:
-            raise ValueError("a trigger needs `run` (steps to start) or `end: true`")
+        if not (self.run or self.end or self.use or self.instruct or self.prioritise):
+            raise ValueError(
+                "a trigger needs `run` (steps to start), `end: true`, `use`, `instruct` or "
+                "`prioritise`"
+            )
         return self
 
     @field_validator("when")

@@ -29,12 +29,13 @@ from counterpoint.agents.builtin import APPROVAL, for_step
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
 from counterpoint.errors import CounterpointError, StepFailed
 from counterpoint.events import Condition, Event, EventBus, compile_condition
+from counterpoint.events.feedback import analyse
 from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
-from counterpoint.model.workflow import RetryPolicy, Workflow
+from counterpoint.model.workflow import RetryPolicy, Trigger, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.recovery import RecoveryPlan, classify
@@ -790,6 +791,7 @@ class Engine:
             _emit=self._emit,
             _charge=self._charge if self.resources is not None else None,
             _wait=self._wait_event,
+            instructions=list(self._instructions.get(i, ())),
         )
 
     def _charge(self, step_id: str, resource: str, amounts: Mapping[str, float]) -> None:
@@ -809,7 +811,12 @@ class Engine:
         """Publish an event of the run: from a step, the engine (``step_id`` empty) or
         outside (``source``)."""
         t = self.clock.now() - self._t0
-        self.bus.publish(Event(name, dict(data), source or step_id or "engine", t, inbox=inbox))
+        data = dict(data)
+        if name == "feedback_received" and "analysis" not in data:
+            text = data.get("text", data.get("comment", data.get("feedback")))
+            if isinstance(text, str):
+                data["analysis"] = analyse(text)
+        self.bus.publish(Event(name, data, source or step_id or "engine", t, inbox=inbox))
 
     def _record(self, event: Event) -> None:
         """The first to see every event: the run's list, the journal, the observers."""
@@ -887,6 +894,7 @@ class Engine:
 
     def _init_events(self, workflow: Workflow, past_events: Sequence[Event]) -> None:
         self._recovery: dict[int, RecoveryPlan] = {}
+        self._instructions: dict[int, list[str]] = {}  # from feedback
         self._sagas: list[asyncio.Task[None]] = []
         self._past_events = list(past_events)
         self.events: list[AgentEvent] = []
@@ -909,21 +917,25 @@ class Engine:
         held: set[int] = set()
         index = self.graph.index
         for trigger in workflow.triggers:
-            when = compile_condition(trigger.when) if trigger.when else None
-            steps = [index[s] for s in trigger.run]
-            held.update(steps)
-            self.bus.subscribe(trigger.on, self._trigger(trigger.on, when, steps, trigger.end))
+            held.update(index[s] for s in trigger.run)
+            self.bus.subscribe(trigger.on, self._trigger(trigger))
         return held
 
-    def _trigger(
-        self, on: str, when: Condition | None, steps: list[int], end: bool
-    ) -> Callable[[Event], None]:
+    def _trigger(self, trigger: Trigger) -> Callable[[Event], None]:
+        when = compile_condition(trigger.when) if trigger.when else None
+        index = self.graph.index
+        steps = [index[s] for s in trigger.run]
+        end = trigger.end
+        on = trigger.on
+
         def fire(event: Event) -> None:
             if when is not None and not when({"event": event.scope(), "inputs": self.inputs}):
                 return
             woken = [self.graph.ids[i] for i in steps if self.scheduler.wake(i)]
             if woken:
                 self._emit("", "triggered", {"on": event.name, "seq": event.seq, "steps": woken})
+            if trigger.use or trigger.instruct or trigger.prioritise:
+                self._adjust(trigger, event)
             if end and not self._stop_reason:
                 self._ended_by = f"the trigger on {on!r} (event {event.seq})"
                 self._emit("", "ended", {"on": event.name, "seq": event.seq})
@@ -931,6 +943,40 @@ class Engine:
                 self._wake()
 
         return fire
+
+    def _adjust(self, trigger: Trigger, event: Event) -> None:
+        """The seed's coordination adjustment: re-select agents, adjust instructions,
+        reorder priorities, for steps that have not started."""
+        index, sched = self.graph.index, self.scheduler
+        unstarted = (StepState.PENDING, StepState.READY, StepState.WAITING)
+        changes: list[dict[str, object]] = []
+        for step_id, agent in trigger.use.items():
+            i = index[step_id]
+            if sched.state[i] in unstarted:
+                if self._agents:
+                    self._agents[i] = self._agent_map[agent]
+                changes.append({"step": step_id, "agent": agent})
+        if trigger.instruct:
+            analysis = event.data.get("analysis")
+            direction = analysis.get("direction") if isinstance(analysis, dict) else None
+            text = "; ".join(map(str, direction)) if direction else event.data.get("text")
+            if text:
+                for step_id in trigger.instruct:
+                    i = index[step_id]
+                    if sched.state[i] in unstarted:
+                        self._instructions.setdefault(i, []).append(str(text))
+                        changes.append({"step": step_id, "instruction": str(text)})
+        if trigger.prioritise:
+            top = max(sched.priority, default=0.0)
+            priority = list(sched.priority)
+            for k, step_id in enumerate(trigger.prioritise):
+                i = index[step_id]
+                if sched.state[i] in unstarted:
+                    priority[i] = top + 1.0 + len(trigger.prioritise) - k
+                    changes.append({"step": step_id, "priority": "first"})
+            sched.reprioritise(priority)
+        if changes:
+            self._emit("", "adjusted", {"on": event.name, "seq": event.seq, "changes": changes})
 
     async def _poll_inbox(self) -> None:
         """Take the events other processes sent (``counterpoint send``, ``approve``)."""
