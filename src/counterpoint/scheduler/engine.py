@@ -175,7 +175,7 @@ class Engine:
         self._t0 = self._t_end = self._wall0 = 0.0
         self._ratios: dict[str, deque[float]] = {}  # agent -> recent actual / estimated
         self._assumed: dict[str, float] = {}  # agent -> the ratio the current plan assumed
-        self._replans = 0
+        self._replans, self._late_by = 0, 0.0  # re-plans; lateness last said (timeline)
         self._pattern: str | None = None
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget", "end"] = ""
         self._stopping = False
@@ -363,6 +363,8 @@ class Engine:
             )
         if self.journal is not None and not self.virtual:
             self._poll_due = True  # events sent before the run (or while it was down)
+        if self.workflow.deadline is not None:
+            self._check_timeline()  # late from the start?
         res = self.resources
         if res is not None:
             res.wall_offset = wall0 - self._t0
@@ -1062,6 +1064,8 @@ class Engine:
         self.scheduler.succeeded(i)
         if self.planning is not None and self.graph.estimated[i]:
             self._learn(i, c.finished - c.started)
+        if self.workflow.deadline is not None:
+            self._check_timeline()
         if self._wants("task_completion"):
             self._emit(rec.id, "task_completion", {"step": rec.id})
         for o in self.observers:
@@ -1151,6 +1155,44 @@ class Engine:
             return  # nothing left to order
         self._assumed[agent] = ratio
         self._replan(f"{agent!r} steps take {ratio:.2f}x their estimates")
+
+    def _check_timeline(self) -> None:
+        """With a workflow deadline: when the work left (its critical path, each agent's
+        estimates scaled by what was learned, running steps by what they have left) would end
+        after it, publish ``timeline_pressure`` (again when it is a tenth later still) and
+        plan the rest again to catch up."""
+        deadline = self.workflow.deadline
+        assert deadline is not None
+        now = self.clock.now() - self._t0
+        projected = now + self._work_left(now)
+        late = projected - deadline
+        if late <= 1e-9 or late < self._late_by + 0.1 * deadline:
+            return
+        self._late_by = late
+        self._emit(
+            "",
+            "timeline_pressure",
+            {"deadline_s": deadline, "projected_end_s": projected, "late_by_s": late},
+        )
+        if self.planning is not None and self._replans < MAX_REPLANS:
+            self._replan(f"timeline pressure: {late:.3g}s late for the deadline")
+
+    def _work_left(self, now: float) -> float:
+        """The critical path of the steps not finished, from now."""
+        sched, graph, steps = self.scheduler, self.graph, self._steps
+        est = graph.estimates
+        done = (StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED)
+        rank = [0.0] * len(est)
+        for i in reversed(graph.order):
+            state = sched.state[i]
+            if state in done:
+                continue
+            d = est[i] * self._assumed.get(steps[i].agent, 1.0)
+            start = self.records[i].start
+            if state is StepState.RUNNING and start is not None:
+                d = max(0.0, d - (now - start))
+            rank[i] = d + max((rank[j] for j in graph.succs[i]), default=0.0)
+        return max(rank, default=0.0)
 
     def _replan(self, reason: str) -> None:
         """Plan the steps not yet finished again with what was learned: each agent's steps
