@@ -12,6 +12,7 @@ an event a step publishes comes after the step started and before its completion
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -68,11 +69,11 @@ class Event:
         return kind_of(self.name)
 
     def scope(self) -> dict[str, object]:
-        """What a condition sees as ``event``."""
+        """What a condition sees as ``event`` (read only)."""
         return {
             "name": self.name,
             "kind": self.kind,
-            "data": dict(self.data),
+            "data": self.data,
             "source": self.source,
             "time": self.time,
         }
@@ -88,12 +89,13 @@ class EventBus:
     Handlers run synchronously in the engine's loop; one that publishes more events has them
     delivered after the current one (a queue, never recursion)."""
 
-    __slots__ = ("_busy", "_handlers", "_queue", "history")
+    __slots__ = ("_busy", "_handlers", "_queue", "_route", "history")
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
+        self._route: dict[str, tuple[Handler, ...]] = {}  # name -> its handlers, in order
         self.history: list[Event] = []
-        self._queue: list[Event] = []
+        self._queue: deque[Event] = deque()
         self._busy = False
 
     def listens(self, name: str) -> bool:
@@ -104,10 +106,12 @@ class EventBus:
         """Call ``handler`` for every event called ``name``; returns the way to stop."""
         handlers = self._handlers.setdefault(name, [])
         handlers.append(handler)
+        self._route.clear()
 
         def stop() -> None:
             if handler in handlers:
                 handlers.remove(handler)
+                self._route.clear()
                 if not handlers:
                     self._handlers.pop(name, None)
 
@@ -116,30 +120,42 @@ class EventBus:
     def publish(self, event: Event) -> Event:
         """Number the event, keep it, and deliver it (now, or after the one being
         delivered); returns it with its ``seq``."""
-        numbered = Event(
-            event.name,
-            event.data,
-            event.source,
-            event.time,
-            len(self.history) + 1,
-            event.inbox,
-            event.restored,
+        return self.emit(
+            event.name, event.data, event.source, event.time, event.inbox, event.restored
         )
-        self.history.append(numbered)
-        self._queue.append(numbered)
-        if not self._busy:
-            self._busy = True
-            try:
-                k = 0
-                while k < len(self._queue):
-                    current = self._queue[k]
-                    k += 1
-                    for handler in (
-                        *self._handlers.get("*", ()),
-                        *self._handlers.get(current.name, ()),
-                    ):
-                        handler(current)
-                self._queue.clear()
-            finally:
-                self._busy = False
-        return numbered
+
+    def emit(
+        self,
+        name: str,
+        data: Mapping[str, object],
+        source: str,
+        time: float,
+        inbox: int | None = None,
+        restored: bool = False,
+    ) -> Event:
+        """``publish`` of an event made here, numbered at once."""
+        history = self.history
+        event = Event(name, data, source, time, len(history) + 1, inbox, restored)
+        history.append(event)
+        if self._busy:
+            self._queue.append(event)
+            return event
+        self._busy = True
+        try:
+            self._deliver(event)
+            queue = self._queue
+            while queue:
+                self._deliver(queue.popleft())
+        finally:
+            self._busy = False
+        return event
+
+    def _deliver(self, event: Event) -> None:
+        handlers = self._route.get(event.name)
+        if handlers is None:
+            handlers = self._route[event.name] = (
+                *self._handlers.get("*", ()),
+                *self._handlers.get(event.name, ()),
+            )
+        for handler in handlers:
+            handler(event)

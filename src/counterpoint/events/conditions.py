@@ -47,15 +47,85 @@ def compile_condition(text: str) -> Condition:
     except SyntaxError as exc:
         raise ConditionError(f"condition {text!r} is not an expression: {exc.msg}") from None
     _check(tree.body, text)
-    node = tree.body
+    compiled = _compile(tree.body)
 
     def condition(scope: Mapping[str, object]) -> bool:
         try:
-            return bool(_eval(node, scope))
+            return bool(compiled(scope))
         except TypeError:  # comparing values of different types: the condition does not hold
             return False
 
     return condition
+
+
+Getter = Callable[[Mapping[str, object]], Any]
+
+
+def _compile(node: ast.AST) -> Getter:
+    """The expression as nested closures (checked by ``_check`` first): evaluated without
+    walking the tree each time."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        return lambda scope: value
+    if isinstance(node, ast.Name):
+        name = node.id
+        if name in _LITERALS:
+            literal = _LITERALS[name]
+            return lambda scope: literal
+        return lambda scope: scope.get(name)
+    if isinstance(node, ast.Attribute):
+        path: list[str] = []  # event.data.key: one walk down the keys
+        inner: ast.AST = node
+        while isinstance(inner, ast.Attribute):
+            path.append(inner.attr)
+            inner = inner.value
+        if isinstance(inner, ast.Name) and inner.id not in _LITERALS:
+            root, keys = inner.id, tuple(reversed(path))
+
+            def walk(scope: Mapping[str, object]) -> object:
+                value = scope.get(root)
+                for key in keys:
+                    value = value.get(key) if type(value) is dict else _get(value, key)
+                return value
+
+            return walk
+        base, attr = _compile(node.value), node.attr
+        return lambda scope: _get(base(scope), attr)
+    if isinstance(node, ast.Subscript):
+        base, key = _compile(node.value), _compile(node.slice)
+        return lambda scope: _get(base(scope), key(scope))
+    if isinstance(node, ast.BoolOp):
+        parts = [_compile(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda scope: all(p(scope) for p in parts)
+        return lambda scope: any(p(scope) for p in parts)
+    if isinstance(node, ast.UnaryOp):
+        operand = _compile(node.operand)
+        if isinstance(node.op, ast.Not):
+            return lambda scope: not operand(scope)
+        return lambda scope: -operand(scope)
+    if isinstance(node, ast.Compare):
+        left = _compile(node.left)
+        ops = [_COMPARE[type(op)] for op in node.ops]
+        rights = [_compile(r) for r in node.comparators]
+        if len(ops) == 1:
+            op, right = ops[0], rights[0]
+            return lambda scope: op(left(scope), right(scope))
+
+        def chain(scope: Mapping[str, object]) -> bool:
+            a = left(scope)
+            for op, right in zip(ops, rights, strict=True):
+                b = right(scope)
+                if not op(a, b):
+                    return False
+                a = b
+            return True
+
+        return chain
+    if isinstance(node, ast.List | ast.Tuple):
+        items = [_compile(e) for e in node.elts]
+        return lambda scope: [i(scope) for i in items]
+    raise ConditionError(f"cannot evaluate {type(node).__name__}")  # ruled out by _check
 
 
 def _check(node: ast.AST, text: str) -> None:
@@ -97,38 +167,9 @@ def _check(node: ast.AST, text: str) -> None:
             raise ConditionError(f"condition {text!r}: no names starting with '_'")
 
 
-def _eval(node: ast.AST, scope: Mapping[str, object]) -> object:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        if node.id in _LITERALS:
-            return _LITERALS[node.id]
-        return scope.get(node.id)
-    if isinstance(node, ast.Attribute):
-        return _get(_eval(node.value, scope), node.attr)
-    if isinstance(node, ast.Subscript):
-        return _get(_eval(node.value, scope), _eval(node.slice, scope))
-    if isinstance(node, ast.BoolOp):
-        if isinstance(node.op, ast.And):
-            return all(_eval(v, scope) for v in node.values)
-        return any(_eval(v, scope) for v in node.values)
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, scope)
-        return (not value) if isinstance(node.op, ast.Not) else -value  # type: ignore[operator]
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, scope)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = _eval(right_node, scope)
-            if not _COMPARE[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.List | ast.Tuple):
-        return [_eval(e, scope) for e in node.elts]
-    raise ConditionError(f"cannot evaluate {type(node).__name__}")  # ruled out by _check
-
-
 def _get(value: object, key: object) -> object:
+    if type(value) is dict:  # the common case, without the ABC check
+        return value.get(key)
     if isinstance(value, Mapping):
         return value.get(key)
     if isinstance(value, list | tuple) and isinstance(key, int):

@@ -105,6 +105,11 @@ def shape_pattern(graph: Graph) -> str:
 class Engine:
     """Runs one workflow once. Create, then ``await run()``; ``interrupt()`` stops it early."""
 
+    bus: EventBus
+    _past_events: list[Event]
+    _held: set[int]
+    _last_scope: tuple[int, dict[str, object]]  # the conditions' view of the latest event
+
     def __init__(
         self,
         workflow: Workflow,
@@ -818,15 +823,15 @@ class Engine:
             text = data.get("text", data.get("comment", data.get("feedback")))
             if isinstance(text, str):
                 data["analysis"] = analyse(text)
-        self.bus.publish(Event(name, data, source or step_id or "engine", t, inbox=inbox))
+        self.bus.emit(name, data, source or step_id or "engine", t, inbox)
 
     def _record(self, event: Event) -> None:
         """The first to see every event: the run's list, the journal, the observers."""
         if event.restored:
             return
         step_id = event.source if event.source in self.graph.index else ""
-        data = dict(event.data)
-        self.events.append(AgentEvent(event.time, step_id, event.name, data))
+        data = event.data  # the engine's own copy (``_emit``)
+        self.events.append(AgentEvent(event.time, step_id, event.name, data))  # type: ignore[arg-type]
         if self.journal is not None:
             entry: dict[str, object] = {
                 "name": event.name,
@@ -849,6 +854,14 @@ class Engine:
         """Deliver an event to the running run (from its event loop's thread)."""
         self._post(Event(name, dict(data or {}), source))
 
+    def _event_scope(self, event: Event) -> dict[str, object]:
+        """What conditions see of an event (made once per event, however many look)."""
+        seq, scope = self._last_scope
+        if seq != event.seq or not scope:
+            scope = {"event": event.scope(), "inputs": self.inputs}
+            self._last_scope = (event.seq, scope)
+        return scope
+
     def _wants(self, name: str) -> bool:
         """Whether a trigger or a wait listens for events called ``name``."""
         return self.bus.listens(name) or any(w[1] in ("*", name) for w in self._waiters)
@@ -858,7 +871,7 @@ class Engine:
         for _step, name, when, future in self._waiters:
             if future.done() or name not in ("*", event.name):
                 continue
-            if when is None or when({"event": event.scope(), "inputs": self.inputs}):
+            if when is None or when(self._event_scope(event)):
                 self._taken.add(event.seq)
                 future.set_result(event)
                 return
@@ -869,7 +882,7 @@ class Engine:
         for event in self.bus.history:  # one that came already, and no wait took
             if event.seq in self._taken or name not in ("*", event.name):
                 continue
-            if when is None or when({"event": event.scope(), "inputs": self.inputs}):
+            if when is None or when(self._event_scope(event)):
                 self._taken.add(event.seq)
                 return event
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
@@ -897,6 +910,7 @@ class Engine:
     def _init_events(self, workflow: Workflow, past_events: Sequence[Event]) -> None:
         self._recovery: dict[int, RecoveryPlan] = {}
         self._instructions: dict[int, list[str]] = {}  # from feedback
+        self._last_scope = (0, {})
         self._sagas: list[asyncio.Task[None]] = []
         self._past_events = list(past_events)
         self.events: list[AgentEvent] = []
@@ -931,7 +945,7 @@ class Engine:
         on = trigger.on
 
         def fire(event: Event) -> None:
-            if when is not None and not when({"event": event.scope(), "inputs": self.inputs}):
+            if when is not None and not when(self._event_scope(event)):
                 return
             woken = [self.graph.ids[i] for i in steps if self.scheduler.wake(i)]
             if woken:
