@@ -24,6 +24,7 @@ if str(HERE) not in sys.path:  # when imported rather than run as a script
 
 import counterpoint  # noqa: E402
 import durable  # noqa: E402
+import events  # noqa: E402
 import handoff  # noqa: E402
 import overhead  # noqa: E402
 import resources  # noqa: E402
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Bench] = {
     "handoff": handoff.bench,
     "resources": resources.bench,
     "wfcommons": wfcommons.bench,
+    "events": events.bench,
 }
 
 

@@ -30,6 +30,7 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
         "handoff",
         "resources",
         "wfcommons",
+        "events",
     }
     stg = figures["benchmarks"]["stg"]
     assert stg["infeasible_schedules"] == 0
@@ -37,3 +38,5 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
     # schedule quality does not depend on the machine's load: it holds even in a smoke run
     assert stg["summary"]["critical-path"]["all"]["mean"] <= 1.01
     assert figures["benchmarks"]["wfcommons"]["infeasible_schedules"] == 0
+    events = figures["benchmarks"]["events"]
+    assert events["latency_samples"] == 100 and len(events["approval_ms"]) == 1

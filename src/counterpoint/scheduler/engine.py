@@ -950,6 +950,7 @@ class Engine:
             woken = [self.graph.ids[i] for i in steps if self.scheduler.wake(i)]
             if woken:
                 self._emit("", "triggered", {"on": event.name, "seq": event.seq, "steps": woken})
+                self._wake()  # the loop may be asleep: the woken steps start now
             if trigger.use or trigger.instruct or trigger.prioritise:
                 self._adjust(trigger, event)
             if end and not self._stop_reason:
