@@ -19,6 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from counterpoint.cli.prompt import TerminalApprovals
 from counterpoint.durations import parse_duration
 from counterpoint.errors import (
     CannotResume,
@@ -220,7 +221,16 @@ def run(
     if not json_out:
         _print_header(wf)
 
+    ask = not json_out and sys.stdin.isatty() and _has_approvals(wf)
+
     def go(on_engine: Callable[[Engine], None]) -> Awaitable[RunResult]:
+        if ask:
+            watch = on_engine
+
+            def on_engine(engine: Engine) -> None:
+                watch(engine)
+                TerminalApprovals(engine, err)
+
         return run_workflow(
             wf,
             inputs=values,
@@ -244,6 +254,12 @@ def _seconds(text: str, option: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def _has_approvals(wf: Workflow) -> bool:
+    return any(a.kind == "approval" for a in wf.agents.values()) or any(
+        o.kind == "escalate" for s in wf.steps for o in (s.recovery or wf.defaults.recovery)
+    )
 
 
 def _finish(wf: Workflow, result: RunResult, json_out: bool) -> NoReturn:
