@@ -98,6 +98,7 @@ def build_agents(workflow: Workflow) -> dict[str, Agent]:
     options = [*workflow.defaults.recovery, *(o for s in workflow.steps for o in s.recovery or ())]
     used |= {o.agent for o in options if o.agent}
     used |= {a for t in workflow.triggers for a in t.use.values()}
+    used |= {s.agent for t in workflow.triggers for s in t.add}
     agents: dict[str, Agent] = {}
     problems: list[Problem] = []
     for name in sorted(used):

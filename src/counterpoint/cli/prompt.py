@@ -38,7 +38,7 @@ class TerminalApprovals:
             if event.name == "escalated":
                 prompt = f"step {step!r} failed: {event.data.get('error')}. Run it again?"
             else:
-                prompt = event.data.get("prompt") or f"approve step {step!r}?"
+                prompt = str(event.data.get("prompt") or f"approve step {step!r}?")
             self.console.print(
                 f"\n[bold]{prompt}[/bold] [dim](step {step}; y = approve, n = reject, then an "
                 f"optional comment; or `counterpoint approve {self.engine.run_id} {step}`)"

@@ -71,6 +71,40 @@ class Graph:
         edges = sum(len(p) for p in self.preds)
         return f"<Graph {len(self.ids)} steps, {edges} edges>"
 
+    def copy(self) -> Graph:
+        """An independent copy (to extend without changing the workflow's own graph)."""
+        other = Graph.__new__(Graph)
+        other.ids = list(self.ids)
+        other.index = dict(self.index)
+        other.preds = list(self.preds)
+        other.succs = list(self.succs)
+        other.estimated = list(self.estimated)
+        other.estimates = list(self.estimates)
+        other.order = list(self.order)
+        other._memo = {}
+        return other
+
+    def extend(
+        self, ids: Sequence[str], preds: Sequence[Sequence[int]], estimates: Sequence[float | None]
+    ) -> list[int]:
+        """Add steps (a running workflow grows): each needs only steps before it, so the
+        order stays topological. Returns their indexes."""
+        added: list[int] = []
+        for step_id, ps, estimate in zip(ids, preds, estimates, strict=True):
+            i = len(self.ids)
+            self.ids.append(step_id)
+            self.index[step_id] = i
+            self.preds.append(tuple(ps))
+            self.succs.append(())
+            for p in ps:
+                self.succs[p] = (*self.succs[p], i)
+            self.estimated.append(estimate is not None)
+            self.estimates.append(DEFAULT_ESTIMATE if estimate is None else estimate)
+            self.order.append(i)
+            added.append(i)
+        self._memo.clear()
+        return added
+
     def descendants(self, i: int) -> list[int]:
         """Every step downstream of ``i`` (not ``i`` itself)."""
         seen: set[int] = set()

@@ -18,7 +18,7 @@ from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.locate import Locator, format_path
 from counterpoint.model.refs import Reference, find_references
-from counterpoint.model.workflow import RecoveryOption, Step, Validation, Workflow
+from counterpoint.model.workflow import RecoveryOption, Step, Trigger, Validation, Workflow
 
 Path_ = tuple[str | int, ...]
 
@@ -164,6 +164,7 @@ def _trigger_problems(workflow: Workflow, index: dict[str, int], where: Locator)
     problems: list[Problem] = []
     ids = list(index)
     agents = list(workflow.agents)
+    added: set[str] = set()
     for t, trigger in enumerate(workflow.triggers):
         named = [
             *(("run", k, sid) for k, sid in enumerate(trigger.run)),
@@ -179,6 +180,7 @@ def _trigger_problems(workflow: Workflow, index: dict[str, int], where: Locator)
                         f"{_hint(step_id, ids)}",
                     )
                 )
+        problems.extend(_added_problems(workflow, t, trigger, index, added, where))
         for step_id, agent in trigger.use.items():
             if step_id not in index:
                 problems.append(
@@ -196,6 +198,46 @@ def _trigger_problems(workflow: Workflow, index: dict[str, int], where: Locator)
                         f"trigger on {trigger.on!r}: unknown agent {agent!r}{_hint(agent, agents)}",
                     )
                 )
+    return problems
+
+
+def _added_problems(
+    workflow: Workflow,
+    t: int,
+    trigger: Trigger,
+    index: dict[str, int],
+    added: set[str],
+    where: Locator,
+) -> list[Problem]:
+    """Steps a trigger adds: new ids, known agents, needs that exist before them."""
+    problems: list[Problem] = []
+    agents = list(workflow.agents)
+    mine: list[str] = []
+    for k, step in enumerate(trigger.add):
+        path: Path_ = ("triggers", t, "add", k)
+        if step.id in index or step.id in added:
+            problems.append(
+                where.problem((*path, "id"), f"trigger adds step {step.id!r}, which exists already")
+            )
+        if step.agent not in workflow.agents:
+            problems.append(
+                where.problem(
+                    (*path, "agent"),
+                    f"added step {step.id!r}: unknown agent {step.agent!r}"
+                    f"{_hint(step.agent, agents)}",
+                )
+            )
+        for n, need in enumerate(step.needs):
+            if need not in index and need not in mine:
+                problems.append(
+                    where.problem(
+                        (*path, "needs", n),
+                        f"added step {step.id!r} needs {need!r}, which is neither a step of the "
+                        "workflow nor added before it by this trigger",
+                    )
+                )
+        mine.append(step.id)
+        added.add(step.id)
     return problems
 
 

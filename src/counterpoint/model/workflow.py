@@ -674,14 +674,15 @@ class Trigger(_Model):
     prioritise: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = Field(
         (), description="steps that go first from now on"
     )
+    add: tuple[Step, ...] = Field((), description="new steps added to the running workflow")
     description: str | None = None
 
     @model_validator(mode="after")
     def _does_something(self) -> Trigger:
-        if not (self.run or self.end or self.use or self.instruct or self.prioritise):
+        if not (self.run or self.end or self.use or self.instruct or self.prioritise or self.add):
             raise ValueError(
-                "a trigger needs `run` (steps to start), `end: true`, `use`, `instruct` or "
-                "`prioritise`"
+                "a trigger needs `run` (steps to start), `add` (new steps), `end: true`, "
+                "`use`, `instruct` or `prioritise`"
             )
         return self
 

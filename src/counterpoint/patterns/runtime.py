@@ -27,7 +27,7 @@ from counterpoint.agents.python import import_function
 from counterpoint.errors import StepFailed
 from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import Part, Plan
-from counterpoint.model.workflow import Workflow
+from counterpoint.model.workflow import Step, Workflow
 from counterpoint.patterns.validation import Checkpoint, CheckpointFailed
 
 __all__ = ["Handoff", "PatternRuntime"]
@@ -143,6 +143,14 @@ class PatternRuntime:
                 for i in stream.steps:
                     self.stream_of[i] = stream
         self._joins = {index[p.id]: p for p in self.plan.parts.values()}
+
+    def add_step(self, step: Step, base_dir: Path) -> None:
+        """A step added to the running workflow (outside every construct)."""
+        self.checkpoints.append(
+            Checkpoint.build(f"checkpoint after {step.id!r}", step.validate_, base_dir)
+            if step.validate_ is not None
+            else None
+        )
 
     # --- agents for join steps ----------------------------------------------------------------
 

@@ -374,6 +374,35 @@ class Scheduler:
         self.open -= 1
         return self._skip_downstream(i)
 
+    def extend(
+        self, indexes: Sequence[int], priority: Sequence[float], done: Collection[int]
+    ) -> list[int]:
+        """Steps added to the graph: pending until their needs succeed (released at once if
+        they have); ``done`` ones succeeded in an earlier session. Returns those skipped
+        because a step they need failed or was skipped."""
+        skipped: list[int] = []
+        bad = (StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED)
+        for i, p in zip(indexes, priority, strict=True):
+            self.priority.append(p)
+            self.waiting_on.append(0)
+            if self.group_of is not None:
+                self.group_of.append(-1)  # type: ignore[attr-defined]
+            if i in done:
+                self.state.append(StepState.SUCCEEDED)
+                continue
+            self.state.append(_P)
+            self.open += 1
+            preds = self.graph.preds[i]
+            if any(self.state[p] in bad for p in preds):
+                self.state[i] = StepState.SKIPPED
+                self.open -= 1
+                skipped.append(i)
+                continue
+            self.waiting_on[i] = sum(self.state[p] is not StepState.SUCCEEDED for p in preds)
+            if not self.waiting_on[i]:
+                self._release(i)
+        return skipped
+
     def wake(self, i: int) -> bool:
         """A trigger fired for held step ``i``: it no longer waits for it (it starts once
         its needs are done). Returns whether it was still held."""

@@ -35,7 +35,7 @@ from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
-from counterpoint.model.workflow import RetryPolicy, Trigger, Workflow
+from counterpoint.model.workflow import RetryPolicy, Step, Trigger, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.recovery import RecoveryPlan, classify
@@ -164,7 +164,7 @@ class Engine:
         self.journal = journal
         self._encode = journal is not None and journal.store.durable
         self.error: str | None = None  # why the run stopped, when the store failed it
-        done = self._restore(restored) if restored else ()
+        done = self._restore(restored or {})
         self._base_attempts = [r.attempts for r in self.records]  # retries count from here
         self.planning: PlanChoice | None = None
         self.scheduler = self._make_scheduler(max_conc, done)
@@ -330,7 +330,10 @@ class Engine:
 
     def _restore(self, restored: Mapping[str, StepReplay]) -> list[int]:
         """Take over what a previous session of this run did; returns the steps done."""
+        self._restored = restored  # also for steps triggers add again
         done: list[int] = []
+        if not restored:
+            return done
         for i, rec in enumerate(self.records):
             past = restored.get(rec.id)
             if past is None:
@@ -911,6 +914,7 @@ class Engine:
         self._recovery: dict[int, RecoveryPlan] = {}
         self._instructions: dict[int, list[str]] = {}  # from feedback
         self._last_scope = (0, {})
+        self._own_graph = False  # a copy made when a trigger adds steps
         self._sagas: list[asyncio.Task[None]] = []
         self._past_events = list(past_events)
         self.events: list[AgentEvent] = []
@@ -951,6 +955,8 @@ class Engine:
             if woken:
                 self._emit("", "triggered", {"on": event.name, "seq": event.seq, "steps": woken})
                 self._wake()  # the loop may be asleep: the woken steps start now
+            if trigger.add:
+                self._add_steps(trigger.add, event)
             if trigger.use or trigger.instruct or trigger.prioritise:
                 self._adjust(trigger, event)
             if end and not self._stop_reason:
@@ -960,6 +966,60 @@ class Engine:
                 self._wake()
 
         return fire
+
+    def _add_steps(self, steps: Sequence[Step], event: Event) -> None:
+        """A trigger adds steps to the running workflow (again after a resume: those that
+        succeeded then are not run again)."""
+        new = [s for s in steps if s.id not in self.graph.index]
+        if not new:
+            return
+        if not self._own_graph:  # the workflow's (or the caller's): grow a copy
+            self._own_graph = True
+            self.graph = self.scheduler.graph = self.graph.copy()
+            if self.patterns is not None:
+                self.patterns.graph = self.graph
+        graph = self.graph
+        defaults = self.workflow.defaults
+        indexes: list[int] = []
+        for s in new:  # one at a time: a step may need one added just before it
+            estimate = s.estimate if s.estimate is not None else defaults.estimate
+            indexes += graph.extend([s.id], [[graph.index[d] for d in s.needs]], [estimate])
+        self._steps = (*self._steps, *new)
+        done: set[int] = set()
+        for i, s in zip(indexes, new, strict=True):
+            rec = StepRecord(s.id, s.agent)
+            past = self._restored.get(s.id)
+            self.outputs.append(None)
+            if past is not None:
+                rec.attempts, rec.errors = past.attempts, list(past.errors)
+                if past.status == "succeeded":
+                    rec.status, rec.restored = StepState.SUCCEEDED, True
+                    rec.output = self.outputs[i] = past.output
+                    done.add(i)
+            self.records.append(rec)
+            self._base_attempts.append(rec.attempts)
+            if self._agents:
+                self._agents.append(self._agent_map[s.agent])
+            self._timeouts.append(s.timeout if s.timeout is not None else defaults.timeout)
+            self._retries.append(s.retries or defaults.retries)
+            self._templates.append(compile_template(s.input))
+            if self.patterns is not None:
+                self.patterns.add_step(s, self.workflow.base_dir)
+        if self.resources is not None:
+            self.resources.extend(compile_demands(self.workflow.resources, new)[0])
+        priority = [
+            graph.estimates[i] + 4.0 * float(s.priority) * (1.0 + max(graph.estimates))
+            for i, s in zip(indexes, new, strict=True)
+        ]
+        skipped = self.scheduler.extend(indexes, priority, done)
+        self._emit("", "added", {"on": event.name, "seq": event.seq, "steps": [s.id for s in new]})
+        for i in skipped:
+            rec = self.records[i]
+            rec.status = StepState.SKIPPED
+            rec.error = "not run: a step it needs did not succeed"
+            for o in self.observers:
+                o.step_finished(rec)
+        self._wake()
 
     def _adjust(self, trigger: Trigger, event: Event) -> None:
         """The seed's coordination adjustment: re-select agents, adjust instructions,

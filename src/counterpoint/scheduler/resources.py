@@ -475,6 +475,17 @@ class ResourceManager:
         cap = self.capacity
         return max((n / cap[p, dim] for p, dim, n in d.pools if p == pool), default=0.0)
 
+    def extend(self, demands: Sequence[Demand | None]) -> None:
+        """Steps added to a running workflow."""
+        for d in demands:
+            self.demands.append(d)
+            self.skipped.append(0)
+            self.pools_of.append(
+                frozenset((name, dim) for name, dim, _ in d.pools) if d is not None else frozenset()
+            )
+            if self.groups is not None:
+                self.groups.append(-1)  # type: ignore[attr-defined]
+
     def _note_starved(self, name: str, g: int) -> None:
         """A step of stream ``g`` found no room in fair pool ``name``: if the stream is below
         its share, other streams stop taking more of the pool until it gets in."""
