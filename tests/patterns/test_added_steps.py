@@ -12,8 +12,8 @@ import counterpoint as cp
 WORKFLOW = """\
 name: grow
 agents:
-  work: {kind: python, function: "agents:work"}
-  boom: {kind: python, function: "agents:boom"}
+  work: {kind: python, function: "grow_agents:work"}
+  boom: {kind: python, function: "grow_agents:boom"}
 triggers:
   - on: task_completion
     when: "event.data.step == 'scan'"
@@ -42,7 +42,7 @@ async def boom(ctx):
 
 @pytest.fixture
 def workflow(tmp_path: Path) -> cp.Workflow:
-    (tmp_path / "agents.py").write_text(AGENTS)
+    (tmp_path / "grow_agents.py").write_text(AGENTS)
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW)
     return cp.load(path)
@@ -82,7 +82,7 @@ def test_added_steps_are_journaled_and_not_run_again_on_resume(
 
     sys.path.insert(0, str(tmp_path))
     try:
-        agents = importlib.import_module("agents")
+        agents = importlib.import_module("grow_agents")
         agents.CALLS.clear()
         again = asyncio.run(cp.resume(result.run_id, store=store, workflow=workflow))
     finally:

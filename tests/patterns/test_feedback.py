@@ -37,8 +37,8 @@ def test_direction_is_the_sentences_that_ask_for_a_change() -> None:
 WORKFLOW = """\
 name: feedback
 agents:
-  draft: {kind: python, function: "agents:echo"}
-  careful: {kind: python, function: "agents:careful"}
+  draft: {kind: python, function: "feedback_agents:echo"}
+  careful: {kind: python, function: "feedback_agents:careful"}
   listen: {kind: wait, event: feedback_received, timeout: 60}
 triggers:
   - on: feedback_received
@@ -62,7 +62,7 @@ async def careful(ctx):
 
 
 def test_negative_feedback_reselects_the_agent_and_adds_its_direction(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "agents.py").write_text(AGENTS)
+    (tmp_path / "feedback_agents.py").write_text(AGENTS)
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW)
     wf = cp.load(path)
@@ -89,7 +89,7 @@ def test_negative_feedback_reselects_the_agent_and_adds_its_direction(tmp_path) 
 
 
 def test_positive_feedback_changes_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "agents.py").write_text(AGENTS)
+    (tmp_path / "feedback_agents.py").write_text(AGENTS)
     path = tmp_path / "wf.yaml"
     path.write_text(WORKFLOW)
     wf = cp.load(path)
