@@ -114,21 +114,28 @@ async def agent_stats(
 
 def run_state(info: RunInfo) -> str:
     """A run's status as the user should see it: ``crashed`` for a run whose process is gone
-    while its journal says it is running."""
-    if info.status != "running" or info.pid is None or info.host != socket.gethostname():
+    while its journal says it is running (a ``paused`` one stays paused: it is resumable)."""
+    if info.status != "running":
         return info.status
+    return "crashed" if process_alive(info) is False else info.status
+
+
+def process_alive(info: RunInfo) -> bool | None:
+    """Whether the process running ``info`` is alive (``None``: cannot tell, another host)."""
+    if info.pid is None or info.host != socket.gethostname():
+        return None
     if info.pid == os.getpid():
-        return info.status
+        return True
     try:
         os.kill(info.pid, 0)
     except ProcessLookupError:
-        return "crashed"
+        return False
     except PermissionError:
-        return info.status
+        return True
     try:
         with open(f"/proc/{info.pid}/stat") as f:
             if f.read().split(") ", 1)[1][:1] == "Z":
-                return "crashed"
+                return False
     except (OSError, IndexError):
         pass
-    return info.status
+    return True

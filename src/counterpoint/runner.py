@@ -26,7 +26,7 @@ from counterpoint.errors import (
 )
 from counterpoint.events import Event
 from counterpoint.gctools import frozen_gc
-from counterpoint.history import run_state
+from counterpoint.history import process_alive, run_state
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
@@ -210,6 +210,7 @@ async def _drive(
     restored: Mapping[str, object] | None = None,
     spent: Mapping[str, float] | None = None,
     past_events: Sequence[Event] = (),
+    taken: Mapping[int, str] | None = None,
 ) -> RunResult:
     clk = clock or RealClock()
     with frozen_gc():
@@ -226,6 +227,7 @@ async def _drive(
             restored=restored,  # type: ignore[arg-type]
             spent=spent,
             past_events=past_events,
+            taken=taken,
         )
         if on_engine is not None:
             on_engine(engine)
@@ -284,9 +286,11 @@ async def resume(
     info = await store.get_run(run_id)
     if info.status == "succeeded":
         raise CannotResume(f"run {info.run_id} succeeded already: there is nothing to resume")
-    if run_state(info) == "running":
+    waiting = info.status == "paused" and info.finished_at is None  # a wait, in its process
+    if run_state(info) == "running" or (waiting and process_alive(info)):
         raise CannotResume(
-            f"run {info.run_id} is still running (process {info.pid} on {info.host}); stop it first"
+            f"run {info.run_id} is still {info.status} in process {info.pid} on {info.host}: "
+            "answer it (counterpoint approve / send) or stop that process first"
         )
     wf = _resume_workflow(info, workflow)
     text = definition(wf)
@@ -313,10 +317,13 @@ async def resume(
     )
     spent: dict[str, float] = {}  # what earlier sessions charged to budgets
     past: list[Event] = []  # the events of earlier sessions
+    taken: dict[int, str] = {}  # those waits took, and which
     for e in entries:
         if e.kind == "charged" and e.data is not None:
             charged = json.loads(e.data)
             spent[charged["budget"]] = spent.get(charged["budget"], 0.0) + charged["amount"]
+        elif e.kind == "taken" and e.data is not None and e.step is not None:
+            taken[int(json.loads(e.data)["seq"])] = e.step
         elif e.kind == "event" and e.data is not None:
             event = json.loads(e.data)
             if isinstance(event, dict) and isinstance(event.get("name"), str):
@@ -355,6 +362,7 @@ async def resume(
         replay(entries),
         spent,
         past,
+        taken,
     )
 
 

@@ -141,21 +141,29 @@ class EventBus:
             self._queue.append(event)
             return event
         self._busy = True
+        failed: BaseException | None = None
         try:
-            self._deliver(event)
+            failed = self._deliver(event)
             queue = self._queue
             while queue:
-                self._deliver(queue.popleft())
+                failed = self._deliver(queue.popleft()) or failed
         finally:
             self._busy = False
+        if failed is not None:  # every handler saw every event, in order; then the error
+            raise failed
         return event
 
-    def _deliver(self, event: Event) -> None:
+    def _deliver(self, event: Event) -> BaseException | None:
         handlers = self._route.get(event.name)
         if handlers is None:
             handlers = self._route[event.name] = (
                 *self._handlers.get("*", ()),
                 *self._handlers.get(event.name, ()),
             )
+        failed: BaseException | None = None
         for handler in handlers:
-            handler(event)
+            try:
+                handler(event)
+            except Exception as exc:  # raised after the delivery
+                failed = failed or exc
+        return failed

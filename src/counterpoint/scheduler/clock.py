@@ -60,6 +60,9 @@ class _VirtualTimer:
         self.cancelled = True
 
 
+_SETTLE_TURNS = 20
+
+
 class VirtualClock:
     """A clock that only moves when the engine waits: it jumps to the next timer.
 
@@ -86,7 +89,17 @@ class VirtualClock:
         # Let real tasks that are already runnable go first; then jump.
         await asyncio.sleep(0)
         while not wakeup.done():
-            if not self._advance():
+            if self._advance():
+                for _ in range(_SETTLE_TURNS):  # tasks woken by a timer react at its time
+                    if wakeup.done():
+                        break
+                    await asyncio.sleep(0)
+                continue
+            for _ in range(_SETTLE_TURNS):  # tasks still starting may set timers
+                await asyncio.sleep(0)
+                if wakeup.done() or self._timers:
+                    break
+            else:
                 raise RuntimeError(
                     "virtual clock: the engine is waiting but no timer is set; nothing can "
                     "happen (a step that never finishes on the virtual clock?)"

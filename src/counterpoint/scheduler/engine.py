@@ -40,7 +40,7 @@ from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.recovery import RecoveryPlan, classify
 from counterpoint.patterns.runtime import PatternRuntime
-from counterpoint.scheduler.clock import Clock, Timer
+from counterpoint.scheduler.clock import Clock, RealClock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.planning import (
     DEFAULT_BUDGET_S,
@@ -127,11 +127,12 @@ class Engine:
         restored: Mapping[str, StepReplay] | None = None,
         spent: Mapping[str, float] | None = None,
         past_events: Sequence[Event] = (),
+        taken: Mapping[int, str] | None = None,
     ) -> None:
         """``journal``: where transitions go (durable runs); ``restored``: what a resumed run
         had done (succeeded steps are not run again; attempt numbers go on); ``spent``: what
         it charged to each budget; ``past_events``: the events of its earlier sessions (they
-        fire the triggers again and count for waits)."""
+        fire the triggers again and count for waits); ``taken``: which of them waits took."""
         self._spent = dict(spent or {})
         self.workflow = workflow
         self.options = options or RunOptions()
@@ -160,7 +161,7 @@ class Engine:
             StepRecord(s.id, s.agent if s.agent != JOIN_AGENT else f"<{parts[s.id].kind}>")
             for s in steps
         ]
-        self._init_events(workflow, past_events)
+        self._init_events(workflow, past_events, taken or {})
         self.journal = journal
         self._encode = journal is not None and journal.store.durable
         self.error: str | None = None  # why the run stopped, when the store failed it
@@ -358,6 +359,7 @@ class Engine:
         given = self.options.wall_start
         wall0 = self._wall0 = given if given is not None else time.time()
         self._t0 = self._t_end = self.clock.now()
+        self._replaying = True  # the same numbers as before; nothing new is said meanwhile
         for event in self._past_events:  # triggers fire again; waits may take them
             self.bus.publish(
                 Event(
@@ -369,7 +371,8 @@ class Engine:
                     restored=True,
                 )
             )
-        if self.journal is not None and not self.virtual:
+        self._replaying = False
+        if self.journal is not None:
             self._poll_due = True  # events sent before the run (or while it was down)
         if self.workflow.deadline is not None:
             self._check_timeline()  # late from the start?
@@ -820,6 +823,8 @@ class Engine:
     ) -> None:
         """Publish an event of the run: from a step, the engine (``step_id`` empty) or
         outside (``source``)."""
+        if self._replaying:
+            return  # said in the earlier session already (it is in the journal)
         t = self.clock.now() - self._t0
         data = dict(data)
         if name == "feedback_received" and "analysis" not in data:
@@ -867,7 +872,11 @@ class Engine:
 
     def _wants(self, name: str) -> bool:
         """Whether a trigger or a wait listens for events called ``name``."""
-        return self.bus.listens(name) or any(w[1] in ("*", name) for w in self._waiters)
+        return (
+            self.bus.listens(name)
+            or self._star_trigger
+            or any(w[1] in ("*", name) for w in self._waiters)
+        )
 
     def _to_waiters(self, event: Event) -> None:
         """Give the event to the first wait it matches (one event, one wait)."""
@@ -875,18 +884,26 @@ class Engine:
             if future.done() or name not in ("*", event.name):
                 continue
             if when is None or when(self._event_scope(event)):
-                self._taken.add(event.seq)
+                self._take(event, _step)
                 future.set_result(event)
                 return
+
+    def _take(self, event: Event, step_id: str) -> None:
+        """A wait takes an event: noted (and journaled) so that no other wait takes it, in
+        this session or after a resume (the same step, run again, may)."""
+        if self._taken.get(event.seq) != step_id:
+            self._taken[event.seq] = step_id
+            if self.journal is not None:
+                self.journal.event(step_id, "taken", {"seq": event.seq})
 
     async def _wait_event(
         self, step_id: str, name: str, when: Condition | None, timeout: float | None
     ) -> Event:
-        for event in self.bus.history:  # one that came already, and no wait took
-            if event.seq in self._taken or name not in ("*", event.name):
+        for event in self.bus.history:  # one that came already, and no other wait took
+            if self._taken.get(event.seq, step_id) != step_id or name not in ("*", event.name):
                 continue
             if when is None or when(self._event_scope(event)):
-                self._taken.add(event.seq)
+                self._take(event, step_id)
                 return event
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         waiter = (step_id, name, when, future)
@@ -910,7 +927,9 @@ class Engine:
                 timer.cancel()
             self._post(-1)
 
-    def _init_events(self, workflow: Workflow, past_events: Sequence[Event]) -> None:
+    def _init_events(
+        self, workflow: Workflow, past_events: Sequence[Event], taken: Mapping[int, str]
+    ) -> None:
         self._recovery: dict[int, RecoveryPlan] = {}
         self._instructions: dict[int, list[str]] = {}  # from feedback
         self._last_scope = (0, {})
@@ -922,7 +941,8 @@ class Engine:
         self.bus.subscribe("*", self._record)
         self.bus.subscribe("*", self._to_waiters)
         self._waiters: list[tuple[str, str, Condition | None, asyncio.Future[Event]]] = []
-        self._taken: set[int] = set()  # events a wait took
+        self._taken: dict[int, str] = dict(taken)  # events waits took -> by which step
+        self._replaying = False
         self._waiting = 0  # steps waiting for an event
         self._paused = False
         self._inbox_seen = max((e.inbox or 0 for e in self._past_events), default=0)
@@ -936,6 +956,7 @@ class Engine:
         """Subscribe the workflow's triggers; returns the steps that wait for one."""
         held: set[int] = set()
         index = self.graph.index
+        self._star_trigger = any(t.on == "*" for t in workflow.triggers)
         for trigger in workflow.triggers:
             held.update(index[s] for s in trigger.run)
             self.bus.subscribe(trigger.on, self._trigger(trigger))
@@ -1076,7 +1097,8 @@ class Engine:
                 source=p.source,
                 inbox=p.id,
             )
-        if not self._stopping or self._waiting:
+        if isinstance(self.clock, RealClock) and (not self._stopping or self._waiting):
+            # then every 50 ms (a virtual clock reads it once: time there does not pass)
             self._poll_timer = self.clock.call_later(INBOX_POLL_S, self._poll_soon)
 
     def _poll_soon(self) -> None:
@@ -1540,6 +1562,11 @@ class Engine:
                 self.journal.event(rec.id, kind, f"not run: {reason}")
             for o in self.observers:
                 o.step_finished(rec)
+        if ended:  # steps waiting for an event will not get one: they stop, not needed
+            index = self.graph.index
+            for step_id, _name, _when, _future in list(self._waiters):
+                self._not_needed.add(index[step_id])
+                self.backend.cancel(index[step_id])
         if self._stop_reason in ("budget", "end"):
             return  # a running step is never cut: it finishes (and is charged)
         running = StepState.RUNNING

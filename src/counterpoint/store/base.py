@@ -21,6 +21,8 @@ Entry kinds, and what ``data`` holds (JSON text, or ``None``):
                         them up, so a budget is never spent twice)
 ``event``               an event of the run: ``{"name", "kind", "data", "source", "seq"}``
                         (and ``"inbox"``: its id there, for one sent from elsewhere)
+``taken``               a wait took the event numbered ``{"seq"}`` (no other wait may, after
+                        a resume either)
 ``run-finished``        ``{"status", "error"}``
 ======================  ==============================================================
 
