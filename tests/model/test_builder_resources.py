@@ -88,3 +88,34 @@ def test_a_bad_window_from_the_builder() -> None:
     (problem,) = info.value.problems
     assert "bad hours" in str(problem) or "bad days" in str(problem)
     assert str(problem).startswith("<python>: resources.pools.gpu.available")
+
+
+def test_the_builder_declares_triggers_as_the_yaml_does() -> None:
+    text = """\
+name: t
+agents: {w: {kind: noop}, v: {kind: noop}}
+triggers:
+  - {on: feedback_received, when: "event.data.analysis.sentiment == 'negative'", run: fix,
+     use: {fix: v}, instruct: fix, prioritise: [fix]}
+  - {on: task_completion, add: [{id: extra, agent: w, needs: a}]}
+  - {on: stop, end: true}
+steps:
+  - {id: a, agent: w}
+  - {id: fix, agent: w, needs: a}
+"""
+    b = cp.WorkflowBuilder("t")
+    b.agent("w", kind="noop")
+    b.agent("v", kind="noop")
+    b.trigger(
+        "feedback_received",
+        when="event.data.analysis.sentiment == 'negative'",
+        run="fix",
+        use={"fix": "v"},
+        instruct="fix",
+        prioritise=["fix"],
+    )
+    b.trigger("task_completion", add=[cp.step("extra", agent="w", needs="a")])
+    b.trigger("stop", end=True)
+    a = b.step("a", agent="w")
+    b.step("fix", agent="w", needs=a)
+    assert b.build() == cp.loads(text)

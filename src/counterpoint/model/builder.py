@@ -50,6 +50,7 @@ class WorkflowBuilder:
         self._steps: list[dict[str, object]] = []
         self._defaults: dict[str, object] = {}
         self._resources: dict[str, dict[str, object]] = {}
+        self._triggers: list[dict[str, object]] = []
 
     def _resource(self, section: str, name: str, spec: dict[str, object]) -> None:
         self._resources.setdefault(section, {})[name] = spec
@@ -101,6 +102,35 @@ class WorkflowBuilder:
     def budget(self, name: str, limit: float | str, *, when_spent: str = "pause") -> None:
         """A budget for the whole run (cost, tokens): when spent, the run pauses (or fails)."""
         self._resource("budgets", name, {"limit": limit, "when_spent": when_spent})
+
+    def trigger(
+        self,
+        on: str,
+        *,
+        when: str | None = None,
+        run: Sequence[str] | str = (),
+        add: Sequence[Mapping[str, object]] = (),
+        end: bool = False,
+        use: Mapping[str, str] | None = None,
+        instruct: Sequence[str] | str = (),
+        prioritise: Sequence[str] | str = (),
+    ) -> None:
+        """On an event called ``on`` (whose data meet ``when``): start the held steps in
+        ``run``, ``add`` new steps (made with ``step``), ``end`` the run, or adjust steps not
+        started (``use`` another agent, ``instruct``, ``prioritise``)."""
+        spec: dict[str, object] = {"on": on}
+        for key, value in (
+            ("when", when),
+            ("run", [run] if isinstance(run, str) else list(run)),
+            ("add", [dict(a) for a in add]),
+            ("end", end),
+            ("use", dict(use or {})),
+            ("instruct", [instruct] if isinstance(instruct, str) else list(instruct)),
+            ("prioritise", [prioritise] if isinstance(prioritise, str) else list(prioritise)),
+        ):
+            if value:
+                spec[key] = value
+        self._triggers.append(spec)
 
     def timezone(self, name: str) -> None:
         """The time zone of windows' times that do not give their own (default UTC)."""
@@ -208,6 +238,8 @@ class WorkflowBuilder:
         zone = data.pop("resources_timezone", None)
         if self._resources or zone is not None:
             data["resources"] = {**self._resources, **({"timezone": zone} if zone else {})}
+        if self._triggers:
+            data["triggers"] = self._triggers
         data["steps"] = self._steps
         return workflow_from_data(data, NoPositions())
 
