@@ -374,7 +374,7 @@ class Engine:
         self._replaying = False
         if self.journal is not None:
             self._poll_due = True  # events sent before the run (or while it was down)
-        if self.workflow.deadline is not None:
+        if self._deadline is not None:
             self._check_timeline()  # late from the start?
         res = self.resources
         if res is not None:
@@ -788,23 +788,26 @@ class Engine:
         template = self._templates[i]
         step = self._steps[i]
         value = template(self._scope) if template is not None else step.input
-        ids = self.graph.ids
+        graph = self.graph
+        ids = graph.ids
         outputs = self.outputs
-        return StepContext(
-            run_id=self.run_id,
-            step_id=step.id,
-            attempt=attempt,
-            input=value,
-            upstream={ids[p]: outputs[p] for p in self.graph.preds[i]},
-            estimate=self.graph.estimates[i] if self.graph.estimated[i] else None,
-            timeout=self._timeouts[i],
-            workflow=self.workflow.name,
-            base_dir=self._base_dir,
-            handoff=self.patterns.handoff(i, self.records[i].errors) if self.patterns else None,
-            _emit=self._emit,
-            _charge=self._charge if self.resources is not None else None,
-            _wait=self._wait_event,
-            instructions=list(self._instructions.get(i, ())),
+        patterns = self.patterns
+        instructions = self._instructions.get(i)
+        return StepContext(  # positional: this runs for every attempt
+            self.run_id,
+            step.id,
+            attempt,
+            value,
+            {ids[p]: outputs[p] for p in graph.preds[i]},
+            graph.estimates[i] if graph.estimated[i] else None,
+            self._timeouts[i],
+            self._name,
+            self._base_dir,
+            patterns.handoff(i, self.records[i].errors) if patterns is not None else None,
+            list(instructions) if instructions else [],
+            self._emit,
+            self._charge if self.resources is not None else None,
+            self._wait_event,
         )
 
     def _charge(self, step_id: str, resource: str, amounts: Mapping[str, float]) -> None:
@@ -870,12 +873,11 @@ class Engine:
             self._last_scope = (event.seq, scope)
         return scope
 
-    def _wants(self, name: str) -> bool:
-        """Whether a trigger or a wait listens for events called ``name``."""
-        return (
-            self.bus.listens(name)
-            or self._star_trigger
-            or any(w[1] in ("*", name) for w in self._waiters)
+    def _announce(self, name: str) -> bool:
+        """Whether a trigger or a wait listens for ``name``, an agent event the engine
+        publishes (``task_completion``, ``error_encountered``) only then."""
+        return name in self._listened or (
+            bool(self._waiters) and any(w[1] in ("*", name) for w in self._waiters)
         )
 
     def _to_waiters(self, event: Event) -> None:
@@ -957,9 +959,15 @@ class Engine:
         held: set[int] = set()
         index = self.graph.index
         self._star_trigger = any(t.on == "*" for t in workflow.triggers)
+        self._deadline = workflow.deadline
+        self._name = workflow.name
         for trigger in workflow.triggers:
             held.update(index[s] for s in trigger.run)
             self.bus.subscribe(trigger.on, self._trigger(trigger))
+        agent_events = {"task_completion", "error_encountered"}
+        self._listened = (
+            agent_events if self._star_trigger else agent_events & {t.on for t in workflow.triggers}
+        )
         return held
 
     def _trigger(self, trigger: Trigger) -> Callable[[Event], None]:
@@ -1161,9 +1169,9 @@ class Engine:
         self.scheduler.succeeded(i)
         if self.planning is not None and self.graph.estimated[i]:
             self._learn(i, c.finished - c.started)
-        if self.workflow.deadline is not None:
+        if self._deadline is not None:
             self._check_timeline()
-        if self._wants("task_completion"):
+        if self._announce("task_completion"):
             self._emit(rec.id, "task_completion", {"step": rec.id})
         for o in self.observers:
             o.step_finished(rec)
@@ -1220,7 +1228,7 @@ class Engine:
         if journal is not None:
             journal.event(rec.id, "failed", error, rec.attempts)
         self._settle(rec, sched.failed(i))
-        if self._wants("error_encountered"):
+        if self._announce("error_encountered"):
             self._emit(rec.id, "error_encountered", {"step": rec.id, "error": error})
         if self.options.fail_fast and not self._stop_reason:
             self._stop_reason = "fail-fast"
