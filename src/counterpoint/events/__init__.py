@@ -146,7 +146,8 @@ class EventBus:
             failed = self._deliver(event)
             queue = self._queue
             while queue:
-                failed = self._deliver(queue.popleft()) or failed
+                error = self._deliver(queue.popleft())
+                failed = failed or error  # the first one is raised
         finally:
             self._busy = False
         if failed is not None:  # every handler saw every event, in order; then the error
