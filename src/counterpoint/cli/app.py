@@ -7,6 +7,7 @@ input (the workflow file, options or inputs), 130 interrupted.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -33,7 +34,7 @@ from counterpoint.errors import (
 from counterpoint.graph.analysis import analyse
 from counterpoint.graph.dag import Graph
 from counterpoint.graph.mermaid import to_mermaid
-from counterpoint.history import run_state
+from counterpoint.history import AgentStats, run_state
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.progress import progress_for
@@ -43,6 +44,7 @@ from counterpoint.observe.report import (
     print_run,
     print_runs,
     print_simulation,
+    print_stats,
     print_structure,
     print_summary,
 )
@@ -590,6 +592,38 @@ def runs(
         _print_json([_run_json(i) for i in infos])
         return
     print_runs(out, infos, the_store.location)
+
+
+@app.command()
+def stats(
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Only runs of this workflow.")
+    ] = None,
+    last: Annotated[int, typer.Option("--runs", min=1, help="How many recent runs.")] = 100,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """What past runs say of each agent: steps, failures, and the median, 90th percentile
+    and mean duration of its successful steps."""
+    from counterpoint.history import agent_stats
+
+    the_store = _open_store(store)
+
+    async def fetch() -> dict[str, AgentStats]:
+        try:
+            return await agent_stats(the_store, workflow=workflow, runs=last)
+        finally:
+            await the_store.close()
+
+    try:
+        found = asyncio.run(fetch())
+    except StoreError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if json_out:
+        _print_json({name: dataclasses.asdict(a) for name, a in found.items()})
+        return
+    print_stats(out, list(found.values()), the_store.location)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -17,12 +18,16 @@ from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.store.base import RunInfo
 from counterpoint.store.replay import StepReplay
 
+if TYPE_CHECKING:
+    from counterpoint.history import AgentStats
+
 __all__ = [
     "lower_bound_of",
     "print_plan",
     "print_run",
     "print_runs",
     "print_simulation",
+    "print_stats",
     "print_structure",
     "print_summary",
 ]
@@ -260,6 +265,31 @@ def print_runs(console: Console, runs: list[RunInfo], location: str) -> None:
             info.pattern,
             _when(info.created_at),
             took,
+        )
+    console.print(table)
+
+
+def print_stats(console: Console, agents: list[AgentStats], location: str) -> None:
+    """``counterpoint stats``: one line per agent."""
+    if not agents:
+        console.print(f"no runs in {location}")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("agent", "steps", "failed", "failure rate", "median", "p90", "mean"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "agent" else "right")
+
+    def took(value: float | None) -> str:
+        return format_duration(value) if value is not None else ""
+
+    for a in agents:
+        table.add_row(
+            a.agent,
+            str(a.steps),
+            str(a.failed),
+            f"{a.failure_rate:.0%}",
+            took(a.median_s),
+            took(a.p90_s),
+            took(a.mean_s),
         )
     console.print(table)
 
