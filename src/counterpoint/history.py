@@ -35,6 +35,7 @@ class StepOutcome:
     finished_at: float | None
     duration_s: float | None  # first start to final end, retries included
     error: str | None
+    cached: bool = False  # its output came from the cache (it took no time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class AgentStats:
     median_s: float | None
     p90_s: float | None
     mean_s: float | None
+    timed: int = 0  # successful steps the durations come from (cached ones left out)
 
 
 async def step_outcomes(
@@ -58,7 +60,13 @@ async def step_outcomes(
     """Steps of the newest ``runs`` runs (of ``workflow``), optionally of one ``agent``."""
     out: list[StepOutcome] = []
     for info in await store.list_runs(limit=runs, workflow=workflow):
-        states = replay(await store.entries(info.run_id))
+        entries = await store.entries(info.run_id)
+        states = replay(entries)
+        cached = {
+            e.step
+            for e in entries
+            if e.kind == "event" and e.data is not None and "cache-hit" in e.data
+        }
         for step, state in states.items():
             name = info.agents.get(step, "?")
             if agent is not None and name != agent:
@@ -75,6 +83,7 @@ async def step_outcomes(
                     state.finished_at,
                     state.duration_s,
                     state.error,
+                    step in cached,
                 )
             )
     return out
@@ -84,14 +93,17 @@ async def agent_stats(
     store: Store, *, workflow: str | None = None, runs: int = 100
 ) -> dict[str, AgentStats]:
     """Per agent: steps, successes, failures, failure rate per attempt, and the median, 90th
-    percentile and mean duration of its successful steps (the median resists outliers)."""
+    percentile and mean duration of its successful steps, outputs from the cache left out
+    (the median resists outliers)."""
     by_agent: dict[str, list[StepOutcome]] = {}
     for o in await step_outcomes(store, workflow=workflow, runs=runs):
         by_agent.setdefault(o.agent, []).append(o)
     stats: dict[str, AgentStats] = {}
     for name, outcomes in sorted(by_agent.items()):
         durations = sorted(
-            o.duration_s for o in outcomes if o.status == "succeeded" and o.duration_s is not None
+            o.duration_s
+            for o in outcomes
+            if o.status == "succeeded" and o.duration_s is not None and not o.cached
         )
         attempts = sum(o.attempts for o in outcomes)
         succeeded = sum(o.status == "succeeded" for o in outcomes)
@@ -108,6 +120,7 @@ async def agent_stats(
             if durations
             else None,
             mean_s=statistics.fmean(durations) if durations else None,
+            timed=len(durations),
         )
     return stats
 

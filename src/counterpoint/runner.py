@@ -26,6 +26,7 @@ from counterpoint.errors import (
 )
 from counterpoint.events import Event
 from counterpoint.gctools import frozen_gc
+from counterpoint.graph.dag import Graph
 from counterpoint.history import process_alive, run_state
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
@@ -128,6 +129,7 @@ async def run(
     on_engine: Callable[[Engine], None] | None = None,
     start_at: datetime | None = None,
     planning_budget: float = DEFAULT_BUDGET_S,
+    learn: bool = True,
 ) -> RunResult:
     """Run a workflow (an object or a YAML path) and return its result.
 
@@ -137,7 +139,9 @@ async def run(
     backend for the clock (default: local tasks). ``on_engine`` sees the engine before it
     starts (to interrupt it, for instance). ``start_at``: the date the run starts at, for
     time windows (default: now; another date makes sense on a virtual ``clock``).
-    ``planning_budget``: seconds the planned rule may search before the run.
+    ``planning_budget``: seconds the planned rule may search before the run. ``learn``: with
+    a store, plan with each agent's median duration in its recent runs of this workflow
+    (once it has ``LEARN_AFTER`` of them) instead of the steps' declared estimates.
     """
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
@@ -149,8 +153,19 @@ async def run(
     journal = None
     if store is not None:
         journal = await _start_journal(store, wf, rid, values, options)
+    learned = await learned_estimates(store, wf) if store is not None and learn else {}
     return await _drive(
-        wf, agents, values, options, rid, observers, clock, backend, on_engine, journal
+        wf,
+        agents,
+        values,
+        options,
+        rid,
+        observers,
+        clock,
+        backend,
+        on_engine,
+        journal,
+        learned=learned,
     )
 
 
@@ -211,8 +226,19 @@ async def _drive(
     spent: Mapping[str, float] | None = None,
     past_events: Sequence[Event] = (),
     taken: Mapping[int, str] | None = None,
+    learned: Mapping[str, float] | None = None,
 ) -> RunResult:
     clk = clock or RealClock()
+    graph = None
+    if learned:  # the graph with what past runs say of each agent's steps
+        graph = Graph(
+            wf.graph.ids,
+            wf.graph.preds,
+            [
+                learned.get(s.agent, est)
+                for s, est in zip(wf.steps, wf.graph.estimates, strict=True)
+            ],
+        )
     with frozen_gc():
         engine = Engine(
             wf,
@@ -228,7 +254,10 @@ async def _drive(
             spent=spent,
             past_events=past_events,
             taken=taken,
+            graph=graph,
         )
+        if learned:
+            engine.learned = dict(learned)
         if on_engine is not None:
             on_engine(engine)
         try:
@@ -414,6 +443,24 @@ def approve(
     """Answer the approval step ``step`` of a run (an ``approval_given`` event)."""
     data = {"step": step, "approved": approved, "comment": comment}
     return send_event(store, run_id, "approval_given", data, source=source)
+
+
+LEARN_AFTER = 3  # successful steps of an agent in past runs before its median is used
+LEARN_FROM = 20  # recent runs of the workflow looked at
+
+
+async def learned_estimates(store: Store, workflow: Workflow) -> dict[str, float]:
+    """Each agent's median duration over its successful steps in the workflow's recent runs,
+    for agents with at least ``LEARN_AFTER`` of them (the median resists outliers)."""
+    from counterpoint.history import agent_stats
+
+    used = {s.agent for s in workflow.steps} - {JOIN_AGENT}
+    stats = await agent_stats(store, workflow=workflow.name, runs=LEARN_FROM)
+    return {
+        name: a.median_s
+        for name, a in stats.items()
+        if name in used and a.median_s is not None and a.timed >= LEARN_AFTER
+    }
 
 
 def _epoch(moment: datetime | None) -> float | None:

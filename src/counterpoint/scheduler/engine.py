@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
@@ -109,6 +110,7 @@ class Engine:
     _past_events: list[Event]
     _held: set[int]
     _last_scope: tuple[int, dict[str, object]]  # the conditions' view of the latest event
+    learned: Mapping[str, float] = MappingProxyType({})  # agents' durations from past runs
 
     def __init__(
         self,
@@ -756,7 +758,7 @@ class Engine:
         wall = 0.0
         if journal is not None:
             self._note_released(journal, indexes)
-            wall = time.time()
+            wall = self._wall0 + now  # the run's clock, as for the ends (virtual ones too)
         records = self.records
         graph = self.graph
         observers = self.observers
@@ -1238,14 +1240,17 @@ class Engine:
     def _planning_json(self) -> dict[str, object] | None:
         if self.planning is None:
             return None
-        return {**self.planning.to_json(), "replans": self._replans}
+        out = {**self.planning.to_json(), "replans": self._replans}
+        if self.learned:
+            out["learned_estimates_s"] = dict(self.learned)
+        return out
 
     def _learn(self, i: int, took: float) -> None:
         """Note how long step ``i`` took against its estimate; when its agent's steps take
         more than a quarter longer or shorter than the plan assumed, plan the rest again."""
         estimate = self.graph.estimates[i]
-        if estimate <= 0:
-            return
+        if estimate <= 0 or took <= 0 or self.records[i].cached:
+            return  # nothing to learn from (a cached output took no time)
         agent = self._steps[i].agent
         ratios = self._ratios.get(agent)
         if ratios is None:
