@@ -15,7 +15,7 @@ from counterpoint.backends.virtual import VirtualBackend
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.runner import run
-from counterpoint.scheduler import engine as engine_module
+from counterpoint.scheduler import replanning
 from counterpoint.scheduler.clock import VirtualClock
 from counterpoint.scheduler.engine import Priority
 from counterpoint.scheduler.result import RunResult
@@ -102,7 +102,7 @@ def test_a_small_drift_does_not_re_plan(tmp_path: Path) -> None:
 
 
 def test_re_plans_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine_module, "MAX_REPLANS", 0)
+    monkeypatch.setattr(replanning, "MAX_REPLANS", 0)
     result = _run(_workflow(tmp_path), _slow_a)
     assert result.planning is not None and result.planning["replans"] == 0
     assert result.makespan_s == 32.0

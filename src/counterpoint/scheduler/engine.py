@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import random
-import statistics
 import time
 import uuid
 from collections import deque
@@ -26,9 +25,8 @@ from typing import Any, Literal
 from pydantic_core import to_jsonable_python
 
 from counterpoint.agents.base import Agent, StepContext
-from counterpoint.agents.builtin import APPROVAL, for_step
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
-from counterpoint.errors import CounterpointError, StepFailed
+from counterpoint.errors import CounterpointError
 from counterpoint.events import Condition, Event, EventBus, compile_condition
 from counterpoint.events.feedback import analyse
 from counterpoint.gctools import frozen_gc
@@ -39,7 +37,6 @@ from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Step, Trigger, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
-from counterpoint.patterns.recovery import RecoveryPlan, classify
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.scheduler.clock import Clock, RealClock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
@@ -51,6 +48,8 @@ from counterpoint.scheduler.planning import (
     efficiency_priority,
     user_lift,
 )
+from counterpoint.scheduler.recovering import Recovery
+from counterpoint.scheduler.replanning import Replanner
 from counterpoint.scheduler.resources import ResourceManager, compile_demands
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
 from counterpoint.store.fingerprint import callable_name
@@ -60,10 +59,7 @@ from counterpoint.store.replay import StepReplay
 __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
 Priority = Literal["planned", "critical-path", "efficiency", "fifo"]
-MAX_REPLANS = 16  # per session of a run
 INBOX_POLL_S = 0.05  # how often a run with a store reads the events other processes sent
-REPLAN_BUDGET_S = 0.02  # planning time for each re-plan
-RATIO_WINDOW = 9  # an agent's last durations whose median says how long its steps take
 """Which released step starts first: ``planned`` (the best of several rules, simulated
 before the run), ``critical-path`` (longest estimated path to the end), or ``fifo``."""
 
@@ -181,9 +177,7 @@ class Engine:
         self._cache_keys: dict[int, str] = {}
         self._cache_puts: list[tuple[str, str]] = []
         self._t0 = self._t_end = self._wall0 = 0.0
-        self._ratios: dict[str, deque[float]] = {}  # agent -> recent actual / estimated
-        self._assumed: dict[str, float] = {}  # agent -> the ratio the current plan assumed
-        self._replans, self._late_by = 0, 0.0  # re-plans; lateness last said (timeline)
+        self.replanner = Replanner(self)
         self._pattern: str | None = None
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget", "end"] = ""
         self._stopping = False
@@ -377,7 +371,7 @@ class Engine:
         if self.journal is not None:
             self._poll_due = True  # events sent before the run (or while it was down)
         if self._deadline is not None:
-            self._check_timeline()  # late from the start?
+            self.replanner.check_timeline()  # late from the start?
         res = self.resources
         if res is not None:
             res.wall_offset = wall0 - self._t0
@@ -409,7 +403,7 @@ class Engine:
             error=self.error,
             store=self.journal.store.location if self.journal is not None else None,
             parts=self._parts(),
-            planning=self._planning_json(),
+            planning=self.replanner.to_json(),
         )
         for o in self.observers:
             o.run_finished(result)
@@ -457,8 +451,8 @@ class Engine:
                 await self.clock.wait(waiter)
                 self._waiter = None
             self._drain()
-        if self._sagas:  # compensations still running: the run ends after them
-            await asyncio.gather(*self._sagas)
+        if self.recovery.sagas:  # compensations still running: the run ends after them
+            await asyncio.gather(*self.recovery.sagas)
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
@@ -934,11 +928,10 @@ class Engine:
     def _init_events(
         self, workflow: Workflow, past_events: Sequence[Event], taken: Mapping[int, str]
     ) -> None:
-        self._recovery: dict[int, RecoveryPlan] = {}
+        self.recovery = Recovery(self)
         self._instructions: dict[int, list[str]] = {}  # from feedback
         self._last_scope = (0, {})
         self._own_graph = False  # a copy made when a trigger adds steps
-        self._sagas: list[asyncio.Task[None]] = []
         self._past_events = list(past_events)
         self.events: list[AgentEvent] = []
         self.bus = EventBus()
@@ -1170,9 +1163,9 @@ class Engine:
         rec.end = c.finished - self._t0
         self.scheduler.succeeded(i)
         if self.planning is not None and self.graph.estimated[i]:
-            self._learn(i, c.finished - c.started)
+            self.replanner.learn(i, c.finished - c.started)
         if self._deadline is not None:
-            self._check_timeline()
+            self.replanner.check_timeline()
         if self._announce("task_completion"):
             self._emit(rec.id, "task_completion", {"step": rec.id})
         for o in self.observers:
@@ -1223,7 +1216,7 @@ class Engine:
             return
         if patterns is not None and not self._stopping and self._rolled_back(i, rec, error):
             return
-        if not self._stopping and self._recover(i, rec, error, c):
+        if not self._stopping and self.recovery.recover(i, rec, error, c):
             return
         rec.status = StepState.FAILED
         rec.end = c.finished - self._t0
@@ -1237,268 +1230,7 @@ class Engine:
 
     # --- re-planning when durations are not what the plan assumed -----------------------------
 
-    def _planning_json(self) -> dict[str, object] | None:
-        if self.planning is None:
-            return None
-        out = {**self.planning.to_json(), "replans": self._replans}
-        if self.learned:
-            out["learned_estimates_s"] = dict(self.learned)
-        return out
-
-    def _learn(self, i: int, took: float) -> None:
-        """Note how long step ``i`` took against its estimate; when its agent's steps take
-        more than a quarter longer or shorter than the plan assumed, plan the rest again."""
-        estimate = self.graph.estimates[i]
-        if estimate <= 0 or took <= 0 or self.records[i].cached:
-            return  # nothing to learn from (a cached output took no time)
-        agent = self._steps[i].agent
-        ratios = self._ratios.get(agent)
-        if ratios is None:
-            ratios = self._ratios[agent] = deque(maxlen=RATIO_WINDOW)
-        ratios.append(took / estimate)
-        ratio = statistics.median(ratios)
-        assumed = self._assumed.get(agent, 1.0)
-        if 0.8 <= ratio / assumed <= 1.25 or self._replans >= MAX_REPLANS:
-            return
-        sched = self.scheduler
-        if sched.ready + sum(s is StepState.PENDING for s in sched.state) <= 1:
-            return  # nothing left to order
-        self._assumed[agent] = ratio
-        self._replan(f"{agent!r} steps take {ratio:.2f}x their estimates")
-
-    def _check_timeline(self) -> None:
-        """With a workflow deadline: when the work left (its critical path, each agent's
-        estimates scaled by what was learned, running steps by what they have left) would end
-        after it, publish ``timeline_pressure`` (again when it is a tenth later still) and
-        plan the rest again to catch up."""
-        deadline = self.workflow.deadline
-        assert deadline is not None
-        now = self.clock.now() - self._t0
-        projected = now + self._work_left(now)
-        late = projected - deadline
-        if late <= 1e-9 or late < self._late_by + 0.1 * deadline:
-            return
-        self._late_by = late
-        self._emit(
-            "",
-            "timeline_pressure",
-            {"deadline_s": deadline, "projected_end_s": projected, "late_by_s": late},
-        )
-        if self.planning is not None and self._replans < MAX_REPLANS:
-            self._replan(f"timeline pressure: {late:.3g}s late for the deadline")
-
-    def _work_left(self, now: float) -> float:
-        """The critical path of the steps not finished, from now."""
-        sched, graph, steps = self.scheduler, self.graph, self._steps
-        est = graph.estimates
-        done = (StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED)
-        rank = [0.0] * len(est)
-        for i in reversed(graph.order):
-            state = sched.state[i]
-            if state in done:
-                continue
-            d = est[i] * self._assumed.get(steps[i].agent, 1.0)
-            start = self.records[i].start
-            if state is StepState.RUNNING and start is not None:
-                d = max(0.0, d - (now - start))
-            rank[i] = d + max((rank[j] for j in graph.succs[i]), default=0.0)
-        return max(rank, default=0.0)
-
-    def _replan(self, reason: str) -> None:
-        """Plan the steps not yet finished again with what was learned: each agent's steps
-        scaled by how long they really take, running steps by what they have left."""
-        sched = self.scheduler
-        state = sched.state
-        graph = self.graph
-        now = self.clock.now() - self._t0
-        final = (StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED)
-        left = [i for i, st in enumerate(state) if st not in final]
-        where = {i: k for k, i in enumerate(left)}
-        estimates: list[float] = []
-        lifts: list[float] = []
-        for i in left:
-            scaled = graph.estimates[i] * self._assumed.get(self._steps[i].agent, 1.0)
-            running = state[i] is StepState.RUNNING
-            start = self.records[i].start
-            if running and start is not None:
-                scaled = max(0.0, scaled - (now - start))
-            estimates.append(scaled)
-            lifts.append(float(self._steps[i].priority) + (1e6 if running else 0.0))
-        sub = Graph(
-            [graph.ids[i] for i in left],
-            [[where[p] for p in graph.preds[i] if p in where] for i in left],
-            estimates,
-        )
-        pools = PoolModel.of(self.workflow)
-        choice = choose_priority(
-            sub,
-            self.scheduler.limit if self.scheduler.limit < len(self._steps) else None,
-            user=lifts,
-            pools=pools.subset(left) if pools is not None else None,
-            budget_s=REPLAN_BUDGET_S,
-        )
-        priority = list(sched.priority)
-        for k, i in enumerate(left):
-            priority[i] = choice.priority[k]
-        sched.reprioritise(priority)
-        self._replans += 1
-        data = {
-            "reason": reason,
-            "rule": choice.rule,
-            "expected_makespan_s": now + choice.makespan,
-            "steps": len(left),
-        }
-        self._emit("", "replanned", data)  # a run's event: no step
-
     # --- error recovery orchestration ---------------------------------------------------------
-
-    def _recover(self, i: int, rec: StepRecord, error: str, c: Completion) -> bool:
-        """Step ``i`` failed for good: take its next recovery option, if any (returns whether
-        the step goes on). The decision and why are a ``recovery`` event."""
-        step = self._steps[i]
-        options = step.recovery if step.recovery is not None else self.workflow.defaults.recovery
-        if not options:
-            return False
-        plan = self._recovery.get(i)
-        if plan is None:
-            plan = self._recovery[i] = RecoveryPlan(options, step.critical)
-        kind, transient = classify(error, c.outcome is Outcome.TIMED_OUT, c.retryable)
-        impact = self._impact(i)
-        decision = plan.decide(kind, transient)
-        data: dict[str, object] = {
-            "error": error,
-            "class": kind,
-            "transient": transient,
-            "impact": impact,
-            "option": decision.name,
-            "why": decision.why,
-        }
-        option = decision.option
-        if option is not None and option.agent:
-            data["agent"] = option.agent
-        self._emit(rec.id, "recovery", data)
-        if option is None:
-            return False
-        if option.kind == "rollback":
-            self._sagas.append(asyncio.get_running_loop().create_task(self._saga(i)))
-            return False  # the step fails; its completed predecessors are undone
-        if option.kind == "skip":
-            self._skip_failed(i, rec, error)
-            return True
-        if option.kind == "retry" and option.timeout_factor and self._timeouts[i] is not None:
-            self._timeouts[i] = self._timeouts[i] * option.timeout_factor  # type: ignore[operator]
-        if self._agents:
-            if option.kind == "alternative":
-                assert option.agent is not None
-                self._agents[i] = self._agent_map[option.agent]
-            elif option.kind == "escalate":
-                self._agents[i] = self._escalation(i, error, impact, option.timeout)
-        if self.journal is not None:
-            self.journal.event(
-                rec.id,
-                "retried",
-                {"error": error, "delay": 0.0, "recovery": option.kind},
-                rec.attempts,
-            )
-        self.scheduler.retry_later(i)
-        rec.status = StepState.WAITING
-        self._post(i)  # (an int: the step is ready again)
-        return True
-
-    def _impact(self, i: int) -> dict[str, object]:
-        """The steps and streams a failure of step ``i`` reaches."""
-        ids = self.graph.ids
-        below = self.graph.descendants(i)
-        streams: list[str] = []
-        if self.patterns is not None:
-            reached = {i, *below}
-            streams = [
-                f"{s.part}.{s.name}" for s in self.patterns.streams if reached & set(s.steps)
-            ]
-        plan = self.workflow.plan
-        return {
-            "steps": [ids[j] for j in below if ids[j] not in plan.parts],
-            "streams": streams,
-        }
-
-    def _skip_failed(self, i: int, rec: StepRecord, error: str) -> None:
-        """Recovery skips a non-critical step: its dependents go on without its output."""
-        self.outputs[i] = None
-        rec.output = None
-        rec.status = StepState.SKIPPED
-        rec.error = f"skipped by recovery: {error}"
-        rec.end = self.clock.now() - self._t0
-        self._not_needed.add(i)
-        self.scheduler.succeeded(i)
-        if self.journal is not None:
-            when = self._wall0 + rec.end
-            self.journal.add("succeeded", rec.id, rec.attempts, None, when)
-        for o in self.observers:
-            o.step_finished(rec)
-
-    def _escalation(
-        self, i: int, error: str, impact: dict[str, object], timeout: float | None
-    ) -> Agent:
-        """The step's agent behind a person's approval: the run pauses with the error and
-        its impact until someone approves (then the step runs again) or rejects."""
-        agent = self._agents[i]
-
-        async def escalate(ctx: StepContext) -> object:
-            ctx.emit("escalated", {"error": error, "impact": impact, "timeout": timeout})
-            try:
-                event = await ctx.wait_for(APPROVAL, for_step(ctx.step_id), timeout)
-            except TimeoutError:
-                raise StepFailed(
-                    f"escalated; no answer in {timeout:g}s" if timeout else "escalated",
-                    retryable=False,
-                ) from None
-            if not event.data.get("approved", True):
-                comment = event.data.get("comment")
-                raise StepFailed(
-                    f"escalation rejected by {event.source}" + (f": {comment}" if comment else ""),
-                    retryable=False,
-                )
-            self._agents[i] = agent
-            return await agent(ctx)
-
-        return escalate
-
-    async def _saga(self, failed: int) -> None:
-        """Run the compensations of the completed steps, latest first."""
-        records = self.records
-        done = sorted(
-            (
-                j
-                for j, r in enumerate(records)
-                if r.status is StepState.SUCCEEDED and self._steps[j].compensate
-            ),
-            key=lambda j: records[j].end or 0.0,
-            reverse=True,
-        )
-        self._emit(records[failed].id, "rollback", {"compensate": [records[j].id for j in done]})
-        for j in done:
-            name = self._steps[j].compensate
-            assert name is not None
-            agent = self._agent_map.get(name)
-            step_id = records[j].id
-            if agent is None:  # simulated: nothing to call
-                self._emit(step_id, "compensated", {"by": name, "simulated": True})
-                continue
-            ctx = StepContext(
-                run_id=self.run_id,
-                step_id=step_id,
-                attempt=records[j].attempts,
-                input=self.outputs[j],
-                workflow=self.workflow.name,
-                base_dir=self._base_dir,
-                _emit=self._emit,
-            )
-            try:
-                await agent(ctx)
-            except Exception as exc:  # reported, and the saga goes on
-                self._emit(step_id, "compensation-failed", {"by": name, "error": str(exc)})
-            else:
-                self._emit(step_id, "compensated", {"by": name})
 
     def _rolled_back(self, i: int, rec: StepRecord, error: str) -> bool:
         """Step ``i`` failed for good: go back to its sequence's last validated state if the
