@@ -27,19 +27,19 @@ from pydantic_core import to_jsonable_python
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
 from counterpoint.errors import CounterpointError
-from counterpoint.events import Condition, Event, EventBus, compile_condition
-from counterpoint.events.feedback import analyse
+from counterpoint.events import Event, EventBus
 from counterpoint.gctools import frozen_gc
 from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
-from counterpoint.model.workflow import RetryPolicy, Step, Trigger, Workflow
+from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
-from counterpoint.scheduler.clock import Clock, RealClock, Timer
+from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
+from counterpoint.scheduler.eventing import EventHub
 from counterpoint.scheduler.planning import (
     DEFAULT_BUDGET_S,
     PlanChoice,
@@ -59,7 +59,6 @@ from counterpoint.store.replay import StepReplay
 __all__ = ["Engine", "Priority", "RunOptions", "new_run_id", "shape_pattern"]
 
 Priority = Literal["planned", "critical-path", "efficiency", "fifo"]
-INBOX_POLL_S = 0.05  # how often a run with a store reads the events other processes sent
 """Which released step starts first: ``planned`` (the best of several rules, simulated
 before the run), ``critical-path`` (longest estimated path to the end), or ``fifo``."""
 
@@ -103,9 +102,8 @@ class Engine:
     """Runs one workflow once. Create, then ``await run()``; ``interrupt()`` stops it early."""
 
     bus: EventBus
-    _past_events: list[Event]
     _held: set[int]
-    _last_scope: tuple[int, dict[str, object]]  # the conditions' view of the latest event
+    _emit: Callable[..., None]  # the hub's: publish an event of the run
     learned: Mapping[str, float] = MappingProxyType({})  # agents' durations from past runs
 
     def __init__(
@@ -355,8 +353,8 @@ class Engine:
         given = self.options.wall_start
         wall0 = self._wall0 = given if given is not None else time.time()
         self._t0 = self._t_end = self.clock.now()
-        self._replaying = True  # the same numbers as before; nothing new is said meanwhile
-        for event in self._past_events:  # triggers fire again; waits may take them
+        self.hub.replaying = True  # the same numbers as before; nothing new is said meanwhile
+        for event in self.hub.past_events:  # triggers fire again; waits may take them
             self.bus.publish(
                 Event(
                     event.name,
@@ -367,9 +365,9 @@ class Engine:
                     restored=True,
                 )
             )
-        self._replaying = False
+        self.hub.replaying = False
         if self.journal is not None:
-            self._poll_due = True  # events sent before the run (or while it was down)
+            self.hub.poll_due = True  # events sent before the run (or while it was down)
         if self._deadline is not None:
             self.replanner.check_timeline()  # late from the start?
         res = self.resources
@@ -387,8 +385,8 @@ class Engine:
                     timer.cancel()
                 if self._rate_timer is not None:
                     self._rate_timer.cancel()
-                if self._poll_timer is not None:
-                    self._poll_timer.cancel()
+                if self.hub.poll_timer is not None:
+                    self.hub.poll_timer.cancel()
                 await self.backend.aclose()
         result = RunResult(
             run_id=self.run_id,
@@ -439,7 +437,7 @@ class Engine:
                 post = self._post
                 for job in jobs:
                     backend.start(job, post)
-            if await self._events_turn(started):
+            if await self.hub.turn(started):
                 continue
             if not self._inbox:
                 if journal is not None and (journal.pending or sched.released):
@@ -456,44 +454,6 @@ class Engine:
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
-
-    async def _events_turn(self, started: list[int]) -> bool:
-        """The inbox when due, held steps no trigger can start any more, the paused status;
-        returns whether the loop should go round again at once."""
-        if self._poll_due:
-            self._poll_due = False
-            await self._poll_inbox()
-            if self._inbox:
-                self._drain()
-                return True
-        sched = self.scheduler
-        if not started and not self._inbox and sched.held and self._quiet():
-            self._skip_held()  # no trigger can fire any more
-            return True
-        if not self._inbox and (self._waiting or self._paused):
-            await self._note_paused()
-        return False
-
-    def _quiet(self) -> bool:
-        """Nothing runs, is ready or waits to retry: only a trigger could start more."""
-        sched = self.scheduler
-        return sched.running == 0 and sched.ready == 0 and not self._retry_timers
-
-    def _skip_held(self) -> None:
-        journal = self.journal
-        for j in self.scheduler.skip_pending():
-            self._not_needed.add(j)
-            rec = self.records[j]
-            rec.status = StepState.SKIPPED
-            rec.error = (
-                "not run: no event started it"
-                if j in self._held
-                else "not run: a step it needs was never started by an event"
-            )
-            if journal is not None:
-                journal.event(rec.id, "skipped", rec.error)
-            for o in self.observers:
-                o.step_finished(rec)
 
     def _step_agents(self, agents: Mapping[str, Agent]) -> list[Agent]:
         """Each step's agent (joins, races); none when simulating (no agents)."""
@@ -788,7 +748,7 @@ class Engine:
         ids = graph.ids
         outputs = self.outputs
         patterns = self.patterns
-        instructions = self._instructions.get(i)
+        instructions = self.hub.instructions.get(i)
         return StepContext(  # positional: this runs for every attempt
             self.run_id,
             step.id,
@@ -803,55 +763,13 @@ class Engine:
             list(instructions) if instructions else [],
             self._emit,
             self._charge if self.resources is not None else None,
-            self._wait_event,
+            self.hub.wait,
         )
 
     def _charge(self, step_id: str, resource: str, amounts: Mapping[str, float]) -> None:
         assert self.resources is not None
         self.resources.charge(self.graph.index[step_id], resource, dict(amounts), self.clock.now())
         self._emit(step_id, "charged", {"resource": resource, "amounts": dict(amounts)})
-
-    def _emit(
-        self,
-        step_id: str,
-        name: str,
-        data: Mapping[str, object],
-        *,
-        source: str | None = None,
-        inbox: int | None = None,
-    ) -> None:
-        """Publish an event of the run: from a step, the engine (``step_id`` empty) or
-        outside (``source``)."""
-        if self._replaying:
-            return  # said in the earlier session already (it is in the journal)
-        t = self.clock.now() - self._t0
-        data = dict(data)
-        if name == "feedback_received" and "analysis" not in data:
-            text = data.get("text", data.get("comment", data.get("feedback")))
-            if isinstance(text, str):
-                data["analysis"] = analyse(text)
-        self.bus.emit(name, data, source or step_id or "engine", t, inbox)
-
-    def _record(self, event: Event) -> None:
-        """The first to see every event: the run's list, the journal, the observers."""
-        if event.restored:
-            return
-        step_id = event.source if event.source in self.graph.index else ""
-        data = event.data  # the engine's own copy (``_emit``)
-        self.events.append(AgentEvent(event.time, step_id, event.name, data))  # type: ignore[arg-type]
-        if self.journal is not None:
-            entry: dict[str, object] = {
-                "name": event.name,
-                "kind": event.kind,
-                "data": data,
-                "source": event.source,
-                "seq": event.seq,
-            }
-            if event.inbox is not None:
-                entry["inbox"] = event.inbox
-            self.journal.event(step_id or None, "event", entry)
-        for o in self.observers:
-            o.event(event.time, step_id, event.name, data)
 
     # --- events: waits, triggers, the inbox ------------------------------------------------------
 
@@ -861,266 +779,19 @@ class Engine:
         """Deliver an event to the running run (from its event loop's thread)."""
         self._post(Event(name, dict(data or {}), source))
 
-    def _event_scope(self, event: Event) -> dict[str, object]:
-        """What conditions see of an event (made once per event, however many look)."""
-        seq, scope = self._last_scope
-        if seq != event.seq or not scope:
-            scope = {"event": event.scope(), "inputs": self.inputs}
-            self._last_scope = (event.seq, scope)
-        return scope
-
-    def _announce(self, name: str) -> bool:
-        """Whether a trigger or a wait listens for ``name``, an agent event the engine
-        publishes (``task_completion``, ``error_encountered``) only then."""
-        return name in self._listened or (
-            bool(self._waiters) and any(w[1] in ("*", name) for w in self._waiters)
-        )
-
-    def _to_waiters(self, event: Event) -> None:
-        """Give the event to the first wait it matches (one event, one wait)."""
-        for _step, name, when, future in self._waiters:
-            if future.done() or name not in ("*", event.name):
-                continue
-            if when is None or when(self._event_scope(event)):
-                self._take(event, _step)
-                future.set_result(event)
-                return
-
-    def _take(self, event: Event, step_id: str) -> None:
-        """A wait takes an event: noted (and journaled) so that no other wait takes it, in
-        this session or after a resume (the same step, run again, may)."""
-        if self._taken.get(event.seq) != step_id:
-            self._taken[event.seq] = step_id
-            if self.journal is not None:
-                self.journal.event(step_id, "taken", {"seq": event.seq})
-
-    async def _wait_event(
-        self, step_id: str, name: str, when: Condition | None, timeout: float | None
-    ) -> Event:
-        for event in self.bus.history:  # one that came already, and no other wait took
-            if self._taken.get(event.seq, step_id) != step_id or name not in ("*", event.name):
-                continue
-            if when is None or when(self._event_scope(event)):
-                self._take(event, step_id)
-                return event
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        waiter = (step_id, name, when, future)
-        self._waiters.append(waiter)
-        timer = None
-        if timeout is not None:
-
-            def expire() -> None:
-                if not future.done():
-                    future.set_exception(TimeoutError())
-
-            timer = self.clock.call_later(timeout, expire)
-        self._waiting += 1
-        self._post(-1)  # the loop sees the run paused
-        try:
-            return await future
-        finally:
-            self._waiting -= 1
-            self._waiters.remove(waiter)
-            if timer is not None:
-                timer.cancel()
-            self._post(-1)
-
     def _init_events(
         self, workflow: Workflow, past_events: Sequence[Event], taken: Mapping[int, str]
     ) -> None:
         self.recovery = Recovery(self)
-        self._instructions: dict[int, list[str]] = {}  # from feedback
-        self._last_scope = (0, {})
-        self._own_graph = False  # a copy made when a trigger adds steps
-        self._past_events = list(past_events)
         self.events: list[AgentEvent] = []
-        self.bus = EventBus()
-        self.bus.subscribe("*", self._record)
-        self.bus.subscribe("*", self._to_waiters)
-        self._waiters: list[tuple[str, str, Condition | None, asyncio.Future[Event]]] = []
-        self._taken: dict[int, str] = dict(taken)  # events waits took -> by which step
-        self._replaying = False
-        self._waiting = 0  # steps waiting for an event
-        self._paused = False
-        self._inbox_seen = max((e.inbox or 0 for e in self._past_events), default=0)
-        self._poll_timer: Timer | None = None
-        self._poll_due = False
         self._ended_by = ""
         self._not_needed: set[int] = set()  # skipped: no event started them, or the run ended
-        self._held = self._compile_triggers(workflow)
-
-    def _compile_triggers(self, workflow: Workflow) -> set[int]:
-        """Subscribe the workflow's triggers; returns the steps that wait for one."""
-        held: set[int] = set()
-        index = self.graph.index
-        self._star_trigger = any(t.on == "*" for t in workflow.triggers)
         self._deadline = workflow.deadline
         self._name = workflow.name
-        for trigger in workflow.triggers:
-            held.update(index[s] for s in trigger.run)
-            self.bus.subscribe(trigger.on, self._trigger(trigger))
-        agent_events = {"task_completion", "error_encountered"}
-        self._listened = (
-            agent_events if self._star_trigger else agent_events & {t.on for t in workflow.triggers}
-        )
-        return held
-
-    def _trigger(self, trigger: Trigger) -> Callable[[Event], None]:
-        when = compile_condition(trigger.when) if trigger.when else None
-        index = self.graph.index
-        steps = [index[s] for s in trigger.run]
-        end = trigger.end
-        on = trigger.on
-
-        def fire(event: Event) -> None:
-            if when is not None and not when(self._event_scope(event)):
-                return
-            woken = [self.graph.ids[i] for i in steps if self.scheduler.wake(i)]
-            if woken:
-                self._emit("", "triggered", {"on": event.name, "seq": event.seq, "steps": woken})
-                self._wake()  # the loop may be asleep: the woken steps start now
-            if trigger.add:
-                self._add_steps(trigger.add, event)
-            if trigger.use or trigger.instruct or trigger.prioritise:
-                self._adjust(trigger, event)
-            if end and not self._stop_reason:
-                self._ended_by = f"the trigger on {on!r} (event {event.seq})"
-                self._emit("", "ended", {"on": event.name, "seq": event.seq})
-                self._stop_reason = "end"
-                self._wake()
-
-        return fire
-
-    def _add_steps(self, steps: Sequence[Step], event: Event) -> None:
-        """A trigger adds steps to the running workflow (again after a resume: those that
-        succeeded then are not run again)."""
-        new = [s for s in steps if s.id not in self.graph.index]
-        if not new:
-            return
-        if not self._own_graph:  # the workflow's (or the caller's): grow a copy
-            self._own_graph = True
-            self.graph = self.scheduler.graph = self.graph.copy()
-            if self.patterns is not None:
-                self.patterns.graph = self.graph
-        graph = self.graph
-        defaults = self.workflow.defaults
-        indexes: list[int] = []
-        for s in new:  # one at a time: a step may need one added just before it
-            estimate = s.estimate if s.estimate is not None else defaults.estimate
-            indexes += graph.extend([s.id], [[graph.index[d] for d in s.needs]], [estimate])
-        self._steps = (*self._steps, *new)
-        done: set[int] = set()
-        for i, s in zip(indexes, new, strict=True):
-            rec = StepRecord(s.id, s.agent)
-            past = self._restored.get(s.id)
-            self.outputs.append(None)
-            if past is not None:
-                rec.attempts, rec.errors = past.attempts, list(past.errors)
-                if past.status == "succeeded":
-                    rec.status, rec.restored = StepState.SUCCEEDED, True
-                    rec.output = self.outputs[i] = past.output
-                    done.add(i)
-            self.records.append(rec)
-            self._base_attempts.append(rec.attempts)
-            if self._agents:
-                self._agents.append(self._agent_map[s.agent])
-            self._timeouts.append(s.timeout if s.timeout is not None else defaults.timeout)
-            self._retries.append(s.retries or defaults.retries)
-            self._templates.append(compile_template(s.input))
-            if self.patterns is not None:
-                self.patterns.add_step(s, self.workflow.base_dir)
-        if self.resources is not None:
-            self.resources.extend(compile_demands(self.workflow.resources, new)[0])
-        priority = [
-            graph.estimates[i] + 4.0 * float(s.priority) * (1.0 + max(graph.estimates))
-            for i, s in zip(indexes, new, strict=True)
-        ]
-        skipped = self.scheduler.extend(indexes, priority, done)
-        self._emit("", "added", {"on": event.name, "seq": event.seq, "steps": [s.id for s in new]})
-        for i in skipped:
-            rec = self.records[i]
-            rec.status = StepState.SKIPPED
-            rec.error = "not run: a step it needs did not succeed"
-            for o in self.observers:
-                o.step_finished(rec)
-        self._wake()
-
-    def _adjust(self, trigger: Trigger, event: Event) -> None:
-        """The seed's coordination adjustment: re-select agents, adjust instructions,
-        reorder priorities, for steps that have not started."""
-        index, sched = self.graph.index, self.scheduler
-        unstarted = (StepState.PENDING, StepState.READY, StepState.WAITING)
-        changes: list[dict[str, object]] = []
-        for step_id, agent in trigger.use.items():
-            i = index[step_id]
-            if sched.state[i] in unstarted:
-                if self._agents:
-                    self._agents[i] = self._agent_map[agent]
-                changes.append({"step": step_id, "agent": agent})
-        if trigger.instruct:
-            analysis = event.data.get("analysis")
-            direction = analysis.get("direction") if isinstance(analysis, dict) else None
-            text = "; ".join(map(str, direction)) if direction else event.data.get("text")
-            if text:
-                for step_id in trigger.instruct:
-                    i = index[step_id]
-                    if sched.state[i] in unstarted:
-                        self._instructions.setdefault(i, []).append(str(text))
-                        changes.append({"step": step_id, "instruction": str(text)})
-        if trigger.prioritise:
-            top = max(sched.priority, default=0.0)
-            priority = list(sched.priority)
-            for k, step_id in enumerate(trigger.prioritise):
-                i = index[step_id]
-                if sched.state[i] in unstarted:
-                    priority[i] = top + 1.0 + len(trigger.prioritise) - k
-                    changes.append({"step": step_id, "priority": "first"})
-            sched.reprioritise(priority)
-        if changes:
-            self._emit("", "adjusted", {"on": event.name, "seq": event.seq, "changes": changes})
-
-    async def _poll_inbox(self) -> None:
-        """Take the events other processes sent (``counterpoint send``, ``approve``)."""
-        journal = self.journal
-        assert journal is not None
-        try:
-            posted = await journal.store.inbox(self.run_id, self._inbox_seen)
-        except CounterpointError:
-            posted = []  # a busy store: next time
-        for p in posted:
-            self._inbox_seen = p.id
-            try:
-                data = json.loads(p.data)
-            except ValueError:
-                data = {"text": p.data}
-            self._emit(
-                "",
-                p.name,
-                data if isinstance(data, dict) else {"value": data},
-                source=p.source,
-                inbox=p.id,
-            )
-        if isinstance(self.clock, RealClock) and (not self._stopping or self._waiting):
-            # then every 50 ms (a virtual clock reads it once: time there does not pass)
-            self._poll_timer = self.clock.call_later(INBOX_POLL_S, self._poll_soon)
-
-    def _poll_soon(self) -> None:
-        self._poll_timer = None
-        self._poll_due = True
-        self._post(-1)
-
-    async def _note_paused(self) -> None:
-        """Only steps waiting for an event run: the run shows ``paused`` (and back)."""
-        sched = self.scheduler
-        paused = self._waiting > 0 and sched.running == self._waiting and sched.ready == 0
-        if paused == self._paused:
-            return
-        self._paused = paused
-        if self.journal is not None:
-            with contextlib.suppress(CounterpointError):
-                status = RunStatus.PAUSED if paused else RunStatus.RUNNING
-                await self.journal.store.update_run(self.run_id, status=status.value)
-        self._emit("", "paused" if paused else "resumed", {"waiting": self._waiting})
+        self.hub = EventHub(self, past_events, taken)
+        self.bus = self.hub.bus
+        self._emit = self.hub.emit
+        self._held = self.hub.compile_triggers(workflow)
 
     def _vet(self, c: Completion) -> Completion:
         """A success stays one only if its output passes its checkpoint and (with a durable
@@ -1166,7 +837,7 @@ class Engine:
             self.replanner.learn(i, c.finished - c.started)
         if self._deadline is not None:
             self.replanner.check_timeline()
-        if self._announce("task_completion"):
+        if self.hub.announce("task_completion"):
             self._emit(rec.id, "task_completion", {"step": rec.id})
         for o in self.observers:
             o.step_finished(rec)
@@ -1223,7 +894,7 @@ class Engine:
         if journal is not None:
             journal.event(rec.id, "failed", error, rec.attempts)
         self._settle(rec, sched.failed(i))
-        if self._announce("error_encountered"):
+        if self.hub.announce("error_encountered"):
             self._emit(rec.id, "error_encountered", {"step": rec.id, "error": error})
         if self.options.fail_fast and not self._stop_reason:
             self._stop_reason = "fail-fast"
@@ -1309,7 +980,7 @@ class Engine:
                 o.step_finished(rec)
         if ended:  # steps waiting for an event will not get one: they stop, not needed
             index = self.graph.index
-            for step_id, _name, _when, _future in list(self._waiters):
+            for step_id, _name, _when, _future in list(self.hub.waiters):
                 self._not_needed.add(index[step_id])
                 self.backend.cancel(index[step_id])
         if self._stop_reason in ("budget", "end"):
