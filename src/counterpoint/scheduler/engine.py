@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import random
 import time
 import uuid
@@ -21,8 +19,6 @@ from datetime import UTC, datetime
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Literal
-
-from pydantic_core import to_jsonable_python
 
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
@@ -37,6 +33,7 @@ from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
+from counterpoint.scheduler.caching import OutputCache
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
 from counterpoint.scheduler.eventing import EventHub
@@ -52,7 +49,6 @@ from counterpoint.scheduler.recovering import Recovery
 from counterpoint.scheduler.replanning import Replanner
 from counterpoint.scheduler.resources import ResourceManager, compile_demands
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
-from counterpoint.store.fingerprint import callable_name
 from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
 from counterpoint.store.replay import StepReplay
 
@@ -171,9 +167,7 @@ class Engine:
         self._retry_timers: dict[int, Timer] = {}
         self._rate_timer: Timer | None = None
         self._rate_at = 0.0
-        self._cache_ttl = self._cache_policies()
-        self._cache_keys: dict[int, str] = {}
-        self._cache_puts: list[tuple[str, str]] = []
+        self.cache = OutputCache(self)
         self._t0 = self._t_end = self._wall0 = 0.0
         self.replanner = Replanner(self)
         self._pattern: str | None = None
@@ -431,8 +425,8 @@ class Engine:
                 if journal is not None and not await self._commit():
                     self._cancel_jobs(jobs)
                     continue
-                if self._cache_ttl:
-                    jobs = await self._from_cache(jobs)
+                if self.cache.ttl:
+                    jobs = await self.cache.lookup(jobs)
                 backend = self.backend
                 post = self._post
                 for job in jobs:
@@ -480,62 +474,6 @@ class Engine:
 
         names = [step.agent, *step.race]
         return RaceAgent([(n, agents[n]) for n in names], check)
-
-    def _cache_policies(self) -> dict[int, float | None]:
-        """Steps whose agent asks for a cache (step -> TTL, None for no limit), when the run
-        has a store and the cache is on."""
-        if self.journal is None or not self.options.cache or self.virtual:
-            return {}
-        agents = self.workflow.agents
-        out: dict[int, float | None] = {}
-        for i, s in enumerate(self._steps):
-            spec = agents.get(s.agent)
-            if spec is not None and spec.cache is not None and s.cache is not False:
-                out[i] = spec.cache.ttl
-        return out
-
-    def _cache_key(self, i: int) -> str:
-        """The agent (definition and version), the step's input and its upstream outputs."""
-        step = self._steps[i]
-        spec = self.workflow.agents[step.agent]
-        template = self._templates[i]
-        value = template(self._scope) if template is not None else step.input
-        ids = self.graph.ids
-        upstream = {ids[p]: self.outputs[p] for p in self.graph.preds[i]}
-        agent = to_jsonable_python(spec, fallback=callable_name)
-        text = json.dumps(
-            [step.agent, agent, value, upstream], sort_keys=True, default=repr, ensure_ascii=False
-        )
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    async def _from_cache(self, jobs: list[Job]) -> list[Job]:
-        """Complete the jobs whose output is cached (and fresh); return the others."""
-        journal = self.journal
-        assert journal is not None
-        store = journal.store
-        now = time.time()
-        todo: list[Job] = []
-        for job in jobs:
-            i = job.index
-            if i not in self._cache_ttl:
-                todo.append(job)
-                continue
-            key = self._cache_keys[i] = self._cache_key(i)
-            try:
-                found = await store.cache_get(key)
-            except CounterpointError:
-                found = None
-            ttl = self._cache_ttl[i]
-            if found is None or (ttl is not None and found[1] + ttl < now):
-                todo.append(job)
-                continue
-            self.records[i].cached = True
-            self._emit(self.records[i].id, "cache-hit", {"stored_at": found[1]})
-            t = self.clock.now()
-            self._post(
-                Completion(i, job.attempt, Outcome.SUCCEEDED, t, t, output=json.loads(found[0]))
-            )
-        return todo
 
     def _note_resources(self) -> None:
         """Steps whose window never opens again fail; overflows of soft pools are recorded."""
@@ -604,8 +542,8 @@ class Engine:
                 journal.event(ids[i], "charged", {"budget": name, "amount": amount})
         if journal.broken:
             return False
-        if self._cache_puts:
-            puts, self._cache_puts = self._cache_puts, []
+        if self.cache.puts:
+            puts, self.cache.puts = self.cache.puts, []
             now = time.time()
             for key, text in puts:
                 with contextlib.suppress(CounterpointError):  # only costs a later run time
@@ -820,9 +758,9 @@ class Engine:
                 text = None
             when = self._wall0 + c.finished - self._t0
             journal.add("succeeded", self.records[i].id, c.attempt, text, when)
-            key = self._cache_keys.pop(i, None)
+            key = self.cache.keys.pop(i, None)
             if key is not None and text is not None and not self.records[i].cached:
-                self._cache_puts.append((key, text))
+                self.cache.puts.append((key, text))
         return c
 
     def _succeeded(self, c: Completion, rec: StepRecord) -> None:
