@@ -431,8 +431,11 @@ class Engine:
                 post = self._post
                 for job in jobs:
                     backend.start(job, post)
-            if await self.hub.turn(started):
-                continue
+            hub = self.hub
+            if (hub.poll_due or sched.held or hub.waiting or hub.paused) and await hub.turn(
+                started
+            ):
+                continue  # (the check first: most turns have nothing for the events)
             if not self._inbox:
                 if journal is not None and (journal.pending or sched.released):
                     await self._commit()
