@@ -36,6 +36,8 @@ from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
 from counterpoint.scheduler.planning import DEFAULT_BUDGET_S
 from counterpoint.scheduler.result import RunResult, RunStatus
+from counterpoint.selection.policies import PatternName, Policy, policy
+from counterpoint.selection.select import Recommendation, select
 from counterpoint.store.base import RunInfo, Store
 from counterpoint.store.fingerprint import changes, definition, fingerprint
 from counterpoint.store.journal import Journal
@@ -118,7 +120,7 @@ async def run(
     inputs: Mapping[str, object] | None = None,
     max_concurrency: int | None = None,
     fail_fast: bool = False,
-    priority: Priority = "planned",
+    priority: Priority | None = None,
     observers: Sequence[RunObserver] = (),
     run_id: str | None = None,
     seed: int | None = None,
@@ -130,6 +132,9 @@ async def run(
     start_at: datetime | None = None,
     planning_budget: float = DEFAULT_BUDGET_S,
     learn: bool = True,
+    pattern: PatternName | None = None,
+    selection: Recommendation | None = None,
+    adapt: bool = True,
 ) -> RunResult:
     """Run a workflow (an object or a YAML path) and return its result.
 
@@ -142,19 +147,42 @@ async def run(
     ``planning_budget``: seconds the planned rule may search before the run. ``learn``: with
     a store, plan with each agent's median duration in its recent runs of this workflow
     (once it has ``LEARN_AFTER`` of them) instead of the steps' declared estimates.
+
+    The coordination pattern: ``pattern`` runs that one as it is (no selection);
+    ``selection`` (from :func:`counterpoint.selection.select`) runs the one it chose; with
+    neither, the workflow's own ``pattern:`` or else the one selection recommends, using
+    what ``store`` knows of past runs. ``priority``, ``max_concurrency`` and ``fail_fast``
+    refine the pattern's policy (the smaller concurrency wins). ``adapt``: watch the run
+    and switch the coordination when it pays (see ``counterpoint.scheduler.adapting``).
     """
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
-    options = RunOptions(
-        max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at), planning_budget
+    if selection is None and pattern is None:
+        if wf.pattern is not None:
+            pattern = wf.pattern
+        else:
+            selection = await select(
+                wf, store=store, workers=max_concurrency or wf.max_concurrency, learn=learn
+            )
+    pol = selection.policy if selection is not None else policy(pattern or "resource-aware")
+    options = _options(
+        pol, max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at), planning_budget
     )
+    options = dataclasses.replace(options, adapt=adapt)
     rid = run_id or new_run_id()
     journal = None
     if store is not None:
-        journal = await _start_journal(store, wf, rid, values, options)
+        chosen: dict[str, object] = {
+            "chosen": pol.pattern,
+            "recommended": None,
+            "how": "workflow" if wf.pattern is not None and pattern == wf.pattern else "override",
+        }
+        if selection is not None:
+            chosen = selection.journal()
+        journal = await _start_journal(store, wf, rid, values, options, chosen)
     learned = await learned_estimates(store, wf) if store is not None and learn else {}
-    return await _drive(
+    result = await _drive(
         wf,
         agents,
         values,
@@ -167,10 +195,45 @@ async def run(
         journal,
         learned=learned,
     )
+    if selection is not None:
+        result.selection = selection.to_json()
+    return result
+
+
+def _options(
+    pol: Policy,
+    max_concurrency: int | None,
+    fail_fast: bool,
+    priority: Priority | None,
+    seed: int | None,
+    cache: bool,
+    wall_start: float | None,
+    planning_budget: float,
+) -> RunOptions:
+    """The run's options: the pattern's policy, refined by what the caller asked."""
+    limits = [n for n in (pol.max_concurrency, max_concurrency) if n is not None]
+    return RunOptions(
+        min(limits) if limits else None,
+        fail_fast or pol.fail_fast,
+        priority or pol.priority,
+        seed,
+        cache,
+        wall_start,
+        planning_budget,
+        pattern=pol.pattern,
+        barriers=pol.barriers,
+        ask_early=pol.ask_early,
+        hedge=tuple(sorted(pol.hedge)),
+    )
 
 
 async def _start_journal(
-    store: Store, wf: Workflow, run_id: str, values: dict[str, object], options: RunOptions
+    store: Store,
+    wf: Workflow,
+    run_id: str,
+    values: dict[str, object],
+    options: RunOptions,
+    selection: dict[str, object] | None = None,
 ) -> Journal:
     if store.durable:
         for name, value in values.items():
@@ -189,7 +252,7 @@ async def _start_journal(
             fingerprint=fingerprint(text),
             definition=text,
             inputs=values,
-            options=dataclasses.asdict(options),
+            options={**_options_json(options), "selection": selection},
             agents={
                 s.id: s.agent if s.agent != JOIN_AGENT else f"<{wf.plan.parts[s.id].kind}>"
                 for s in wf.steps
@@ -201,8 +264,12 @@ async def _start_journal(
         )
     )
     journal = Journal(store, run_id)
-    journal.event(None, "run-started", dataclasses.asdict(options), attempt=1)
+    journal.event(None, "run-started", _options_json(options), attempt=1)
     return journal
+
+
+def _options_json(options: RunOptions) -> dict[str, object]:
+    return {**dataclasses.asdict(options), "hedge": list(options.hedge)}
 
 
 def _version() -> str:
@@ -343,6 +410,11 @@ async def resume(
         seed if seed is not None else saved.get("seed"),  # type: ignore[arg-type]
         cache,
         planning_budget_s=float(saved.get("planning_budget_s", DEFAULT_BUDGET_S)),  # type: ignore[arg-type]
+        pattern=str(saved.get("pattern") or info.pattern or "") or None,
+        barriers=bool(saved.get("barriers")),
+        ask_early=bool(saved.get("ask_early")),
+        hedge=tuple(str(a) for a in saved.get("hedge") or ()),  # type: ignore[attr-defined]
+        adapt=bool(saved.get("adapt", True)),
     )
     spent: dict[str, float] = {}  # what earlier sessions charged to budgets
     past: list[Event] = []  # the events of earlier sessions
@@ -367,7 +439,7 @@ async def resume(
                 )
     journal = Journal(store, info.run_id, seq=entries[-1].seq if entries else 0)
     journal.event(
-        None, "run-started", {**dataclasses.asdict(options), "resumed": True}, attempt=sessions + 1
+        None, "run-started", {**_options_json(options), "resumed": True}, attempt=sessions + 1
     )
     await store.update_run(
         info.run_id,
@@ -392,6 +464,7 @@ async def resume(
         spent,
         past,
         taken,
+        learned=await learned_estimates(store, wf),
     )
 
 

@@ -132,7 +132,7 @@ def test_failing_step_exits_1_and_skips_what_needs_it(ran: Results) -> None:
     assert rows["after"].split()[1:3] == ["nop", "skipped"]
     assert rows["other"].split()[1:3] == ["nop", "succeeded"]
     assert re.search(
-        r"^run \S+ failed in \S+ \(1 succeeded, 1 failed, 1 skipped\); pattern: hybrid$",
+        r"^run \S+ failed in \S+ \(1 succeeded, 1 failed, 1 skipped\); pattern: parallel$",
         proc.stdout,
         re.MULTILINE,
     ), proc.stdout
@@ -236,7 +236,7 @@ def test_max_concurrency_1_runs_one_step_at_a_time(ran: Results) -> None:
     proc = ran["one_at_a_time"]
     assert proc.returncode == 0, proc.stderr
     data = _json(proc)
-    assert data["pattern"] == "parallel"
+    assert data["pattern"] == "sequential"  # the only pattern -j 1 allows
     spans = sorted((s["start_s"], s["end_s"]) for s in _steps(data).values())
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # type: ignore[operator]

@@ -41,6 +41,7 @@ def _run(wf: cp.Workflow, store: cp.Store, k: int) -> cp.RunResult:
         cp.run(
             wf,
             store=store,
+            pattern="resource-aware",
             clock=VirtualClock(),
             backend=lambda c: VirtualBackend(c, duration=duration),  # type: ignore[arg-type]
             priority="critical-path",
@@ -75,6 +76,7 @@ def test_the_next_run_plans_with_them(tmp_path: Path) -> None:
             cp.run(
                 wf,
                 store=store,
+                pattern="resource-aware",
                 clock=VirtualClock(),
                 backend=lambda c: VirtualBackend(  # type: ignore[arg-type]
                     c, duration=lambda j: 4.0 if j.step_id.startswith("s") else 1.0
@@ -85,6 +87,7 @@ def test_the_next_run_plans_with_them(tmp_path: Path) -> None:
             cp.run(
                 wf,
                 store=store,
+                pattern="resource-aware",
                 learn=False,
                 clock=VirtualClock(),
                 backend=lambda c: VirtualBackend(  # type: ignore[arg-type]

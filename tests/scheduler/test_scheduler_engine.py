@@ -688,13 +688,15 @@ def test_run_result_to_json_shape() -> None:
         "counts",
         "parts",
         "planning",
+        "selection",
+        "adaptations",
         "steps",
         "events",
     }
     assert data["run_id"] == "r-1"
     assert data["workflow"] == "t"
     assert data["status"] == "failed"
-    assert data["pattern"] == "hybrid"
+    assert data["pattern"] == "parallel"  # selected: as fast as the others, and simplest
     assert data["virtual_clock"] is False
     assert data["makespan_s"] == 3.0
     assert data["counts"] == {"succeeded": 2, "failed": 1, "skipped": 1}

@@ -62,13 +62,18 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
     data = [None if e.data is None else json.loads(e.data) for e in entries]
     assert data == [
         {
-            "max_concurrency": None,
+            "max_concurrency": 1,  # a chain: the sequential pattern
             "fail_fast": False,
-            "priority": "planned",
+            "priority": "critical-path",
             "seed": None,
             "cache": True,
             "wall_start": None,
             "planning_budget_s": 0.1,
+            "pattern": "sequential",
+            "barriers": False,
+            "ask_early": False,
+            "hedge": [],
+            "adapt": True,
         },
         None,
         {"id": "a", "input": "héllo"},
@@ -94,15 +99,14 @@ def test_a_chain_is_journaled_in_order(store: Store) -> None:
     )
     assert info.agents == {"a": "work", "b": "work"}
     assert info.inputs == {}
-    assert info.options == {
-        "max_concurrency": None,
-        "fail_fast": False,
-        "priority": "planned",
-        "seed": None,
-        "cache": True,
-        "wall_start": None,
-        "planning_budget_s": 0.1,
-    }
+    assert info.options == {**data[0], "selection": info.options["selection"]}
+    selection = info.options["selection"]
+    assert isinstance(selection, dict)
+    assert (selection["chosen"], selection["recommended"], selection["how"]) == (
+        "sequential",
+        "sequential",
+        "selected",
+    )
     assert info.fingerprint == hashlib.sha256(info.definition.encode()).hexdigest()
     assert (info.pid, info.version) == (os.getpid(), cp.__version__)
     assert info.finished_at is not None and before <= info.created_at <= info.finished_at <= after
@@ -119,7 +123,13 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
     b.agent("echo", function=echo)
     b.step("a", agent="echo", input={"who": name})
     result, entries = run(
-        b.build(), store, inputs={"name": "Zoë"}, max_concurrency=3, seed=11, priority="fifo"
+        b.build(),
+        store,
+        inputs={"name": "Zoë"},
+        max_concurrency=3,
+        seed=11,
+        priority="fifo",
+        pattern="parallel",
     )
     assert result.outputs == {"a": {"who": "Zoë"}}
     info = asyncio.run(store.get_run(result.run_id))
@@ -132,8 +142,14 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
         "cache": True,
         "wall_start": None,
         "planning_budget_s": 0.1,
+        "pattern": "parallel",
+        "barriers": False,
+        "ask_early": False,
+        "hedge": [],
+        "adapt": True,
     }
-    assert info.options == expected
+    selection = {"chosen": "parallel", "recommended": None, "how": "override"}
+    assert info.options == {**expected, "selection": selection}
     assert json.loads(entries[0].data or "") == expected
 
 

@@ -151,6 +151,11 @@ def test_resume_after_a_failure_runs_only_what_did_not_succeed(store: Store) -> 
         "cache": True,
         "wall_start": None,
         "planning_budget_s": 0.1,
+        "pattern": "sequential",
+        "barriers": False,
+        "ask_early": False,
+        "hedge": [],
+        "adapt": True,
         "resumed": True,
     }
     info = go(store.get_run(first.run_id))

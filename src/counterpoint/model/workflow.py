@@ -709,6 +709,9 @@ class Workflow(_Model):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     defaults: StepDefaults = StepDefaults()
     max_concurrency: int | None = Field(None, ge=1)
+    pattern: (
+        Literal["sequential", "parallel", "hybrid", "event-driven", "resource-aware"] | None
+    ) = Field(None, description="fix the coordination pattern (default: selected per run)")
     deadline: Duration | None = Field(
         None, description="finish the run within this long (pools may overflow to make it)"
     )

@@ -56,6 +56,7 @@ class Scheduler:
         "_seq",
         "_track",
         "caps",
+        "gated",
         "graph",
         "group_of",
         "group_running",
@@ -116,6 +117,7 @@ class Scheduler:
             self.waiting_on = [sum(p not in finished for p in preds) for preds in graph.preds]
         else:
             self.waiting_on = [len(p) for p in graph.preds]
+        self.gated: set[int] = set()  # pending steps held back by a phase barrier
         self.held = {i for i in held if self.state[i] is _P}  # waiting for a trigger
         for i in self.held:
             self.waiting_on[i] += 1
@@ -415,6 +417,25 @@ class Scheduler:
         if self.waiting_on[i] == 0:
             self._release(i)
         return True
+
+    def gate(self, steps: Collection[int]) -> None:
+        """Phase barriers: pending steps in ``steps`` also wait for ``ungate``."""
+        state, waiting_on, gated = self.state, self.waiting_on, self.gated
+        for i in steps:
+            if state[i] is _P and i not in gated:
+                gated.add(i)
+                waiting_on[i] += 1
+
+    def ungate(self, steps: Collection[int]) -> None:
+        """Lift the barrier before ``steps``: those whose needs are done are released."""
+        gated = self.gated
+        for i in steps:
+            if i in gated:
+                gated.discard(i)
+                if self.state[i] is _P:
+                    self.waiting_on[i] -= 1
+                    if self.waiting_on[i] == 0:
+                        self._release(i)
 
     def skip_pending(self) -> list[int]:
         """Nothing runs, is ready or waits, and no trigger will fire: the steps still

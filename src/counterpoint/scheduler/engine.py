@@ -33,6 +33,7 @@ from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
+from counterpoint.scheduler.adapting import Adapter
 from counterpoint.scheduler.caching import OutputCache
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
@@ -71,6 +72,11 @@ class RunOptions:
     wall_start: float | None = None  # epoch seconds the run starts at (default: now), for
     # time windows; set it to simulate a run at another date
     planning_budget_s: float = DEFAULT_BUDGET_S  # for the planned rule's search before the run
+    pattern: str | None = None  # the coordination pattern (see counterpoint.selection)
+    barriers: bool = False  # phases (the graph's levels) wait for the one before (hybrid)
+    ask_early: bool = False  # steps of approval and wait agents start first (event-driven)
+    hedge: tuple[str, ...] = ()  # agents whose steps race a second attempt of themselves
+    adapt: bool = True  # watch the run and switch the coordination when it pays
 
 
 def new_run_id() -> str:
@@ -161,6 +167,7 @@ class Engine:
         self._base_attempts = [r.attempts for r in self.records]  # retries count from here
         self.planning: PlanChoice | None = None
         self.scheduler = self._make_scheduler(max_conc, done)
+        self._pattern: str | None = self.options.pattern
         self._rng = random.Random(self.options.seed)
         self._inbox: deque[Completion | int | Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -170,7 +177,8 @@ class Engine:
         self.cache = OutputCache(self)
         self._t0 = self._t_end = self._wall0 = 0.0
         self.replanner = Replanner(self)
-        self._pattern: str | None = None
+        self.adapter = Adapter(self, barriers=self.options.barriers, monitor=self.options.adapt)
+        self._adapting = self.adapter.active
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget", "end"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
@@ -207,6 +215,14 @@ class Engine:
             priority = user_lift(user, max(ranks, default=0.0))(values)
         elif user is not None:  # fifo among steps of equal user priority
             priority = user_lift(user, 0.0)([0.0] * len(steps))
+        if self.options.ask_early:  # people and events answer while the rest works
+            kinds = {"approval", "wait"}
+            agents = self.workflow.agents
+            top = max(priority or [0.0], default=0.0) + 1.0
+            priority = [
+                top + p if s.agent in agents and agents[s.agent].kind in kinds else p
+                for s, p in zip(steps, priority or [0.0] * len(steps), strict=True)
+            ]
         groups: list[int] | None = None
         caps: list[int | None] = []
         if self.patterns is not None and any(s.cap for s in self.patterns.streams):
@@ -396,6 +412,7 @@ class Engine:
             store=self.journal.store.location if self.journal is not None else None,
             parts=self._parts(),
             planning=self.replanner.to_json(),
+            adaptations=self.adapter.adaptations,
         )
         for o in self.observers:
             o.run_finished(result)
@@ -458,11 +475,12 @@ class Engine:
         if not agents:
             return []
         patterns = self.patterns
+        hedge = self.options.hedge
         return [
             patterns.join_agent(i)
             if patterns is not None and s.agent == JOIN_AGENT
             else self._racer(i, agents)
-            if s.race
+            if s.race or s.agent in hedge
             else agents[s.agent]
             for i, s in enumerate(self._steps)
         ]
@@ -475,7 +493,7 @@ class Engine:
         def check(output: object) -> str | None:
             return patterns.check(i, output) if patterns is not None else None
 
-        names = [step.agent, *step.race]
+        names = [step.agent, *step.race] if step.race else [step.agent, step.agent]
         return RaceAgent([(n, agents[n]) for n in names], check)
 
     def _note_resources(self) -> None:
@@ -642,6 +660,8 @@ class Engine:
                 self.scheduler.retry_now(item)
             else:
                 self._finish(item)
+        if self._adapting:
+            self.adapter.turn()
 
     # --- starting and finishing steps ----------------------------------------------------
 
@@ -659,6 +679,8 @@ class Engine:
         observers = self.observers
         agents = self._agents
         make_context = self._context
+        if self._adapting:
+            self.adapter.started(indexes, self.scheduler.running)
         for i in indexes:
             rec = records[i]
             rec.status = StepState.RUNNING
@@ -774,7 +796,9 @@ class Engine:
         rec.status = StepState.SUCCEEDED
         rec.end = c.finished - self._t0
         self.scheduler.succeeded(i)
-        if self.planning is not None and self.graph.estimated[i]:
+        if self._adapting:
+            self.adapter.done(i, False)
+        if (self.planning is not None or self._deadline is not None) and self.graph.estimated[i]:
             self.replanner.learn(i, c.finished - c.started)
         if self._deadline is not None:
             self.replanner.check_timeline()
@@ -835,6 +859,8 @@ class Engine:
         if journal is not None:
             journal.event(rec.id, "failed", error, rec.attempts)
         self._settle(rec, sched.failed(i))
+        if self._adapting:
+            self.adapter.done(i, True)
         if self.hub.announce("error_encountered"):
             self._emit(rec.id, "error_encountered", {"step": rec.id, "error": error})
         if self.options.fail_fast and not self._stop_reason:

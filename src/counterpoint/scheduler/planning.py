@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from counterpoint.graph.analysis import upward_ranks
@@ -132,16 +132,20 @@ class PoolModel:
         return cls(tuple(capacity.values()), needs)
 
     @classmethod
-    def of(cls, workflow: Workflow) -> PoolModel | None:
-        """The model of a checked workflow's pools."""
+    def of(
+        cls, workflow: Workflow, capacity: Mapping[tuple[str, str], float] | None = None
+    ) -> PoolModel | None:
+        """The model of a checked workflow's pools (``capacity``: some changed since)."""
         pools = workflow.resources.pools
         if not pools:
             return None
         demands = workflow._demands  # compiled when it was checked
         if demands is None:
             demands = compile_demands(workflow.resources, workflow.steps)[0]
-        capacity = {(n, dim): c for n, p in pools.items() for dim, c in p.capacity.items()}
-        return cls.build(capacity, demands)
+        caps = {(n, dim): c for n, p in pools.items() for dim, c in p.capacity.items()}
+        if capacity:
+            caps.update((k, v) for k, v in capacity.items() if k in caps)
+        return cls.build(caps, demands)
 
     def subset(self, steps: Sequence[int]) -> PoolModel:
         return PoolModel(self.capacity, tuple(self.needs[i] for i in steps))

@@ -55,7 +55,12 @@ class Replanner:
         ratios.append(took / estimate)
         ratio = statistics.median(ratios)
         assumed = self.assumed.get(agent, 1.0)
-        if 0.8 <= ratio / assumed <= 1.25 or self.replans >= MAX_REPLANS:
+        if 0.8 <= ratio / assumed <= 1.25:
+            return
+        if engine.planning is None:  # not planned: what was learned counts for the deadline
+            self.assumed[agent] = ratio
+            return
+        if self.replans >= MAX_REPLANS:
             return
         sched = engine.scheduler
         if sched.ready + sum(s is StepState.PENDING for s in sched.state) <= 1:
@@ -129,7 +134,7 @@ class Replanner:
             [[where[p] for p in graph.preds[i] if p in where] for i in left],
             estimates,
         )
-        pools = PoolModel.of(engine.workflow)
+        pools = PoolModel.of(engine.workflow, engine.adapter.capacity)
         choice = choose_priority(
             sub,
             engine.scheduler.limit if engine.scheduler.limit < len(engine._steps) else None,
@@ -141,6 +146,8 @@ class Replanner:
         for k, i in enumerate(left):
             priority[i] = choice.priority[k]
         sched.reprioritise(priority)
+        if engine.planning is None:  # planned from now on (an adaptation): learn from now on
+            engine.planning = choice
         self.replans += 1
         data = {
             "reason": reason,

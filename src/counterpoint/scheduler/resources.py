@@ -475,6 +475,14 @@ class ResourceManager:
         cap = self.capacity
         return max((n / cap[p, dim] for p, dim, n in d.pools if p == pool), default=0.0)
 
+    def set_capacity(self, name: str, dim: str, capacity: float) -> float:
+        """A pool's capacity changes while the run goes on; steps holding it keep what they
+        hold (the pool may be over its new capacity until they end). Returns the old one."""
+        old = self.capacity[name, dim]
+        self.capacity[name, dim] = capacity
+        self.free[name, dim] += capacity - old
+        return old
+
     def extend(self, demands: Sequence[Demand | None]) -> None:
         """Steps added to a running workflow."""
         for d in demands:

@@ -80,6 +80,8 @@ class RunResult:
     store: str | None = None  # where the run is journaled, when it is
     parts: dict[str, dict[str, object]] = field(default_factory=dict)  # constructs
     planning: dict[str, object] | None = None  # the priority rule chosen before the run
+    selection: dict[str, object] | None = None  # why this pattern (when it was selected)
+    adaptations: list[dict[str, object]] = field(default_factory=list)  # switches mid-run
 
     def __repr__(self) -> str:  # short: asyncio may repr a task's result, and runs are big
         return (
@@ -131,6 +133,8 @@ class RunResult:
             "counts": {s.value: self.count(s) for s in StepState if self.count(s)},
             "parts": self.parts,
             "planning": self.planning,
+            "selection": self.selection,
+            "adaptations": self.adaptations,
             "steps": steps,
             "events": [
                 {"time_s": e.time, "step": e.step_id, "name": e.name, "data": e.data}
