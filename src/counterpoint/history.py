@@ -105,7 +105,8 @@ async def agent_stats(
             for o in outcomes
             if o.status == "succeeded" and o.duration_s is not None and not o.cached
         )
-        attempts = sum(o.attempts for o in outcomes)
+        # attempts of steps that ended (an interrupted or cancelled one says nothing)
+        attempts = sum(o.attempts for o in outcomes if o.status in ("succeeded", "failed"))
         succeeded = sum(o.status == "succeeded" for o in outcomes)
         failed_attempts = attempts - succeeded
         stats[name] = AgentStats(

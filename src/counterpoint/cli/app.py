@@ -37,6 +37,7 @@ from counterpoint.graph.mermaid import to_mermaid
 from counterpoint.history import AgentStats, run_state
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
+from counterpoint.observe.explain import print_explanation, print_history, selection_line
 from counterpoint.observe.progress import progress_for
 from counterpoint.observe.report import (
     lower_bound_of,
@@ -57,6 +58,8 @@ from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.engine import Engine
 from counterpoint.scheduler.planning import PoolModel, choose_priority
 from counterpoint.scheduler.result import RunResult, RunStatus
+from counterpoint.selection.learning import WorkflowHistory, workflow_history
+from counterpoint.selection.select import Recommendation, select
 from counterpoint.store import MemoryStore, RunInfo, StepReplay, Store, open_store, replay
 
 __all__ = ["app", "main"]
@@ -82,6 +85,25 @@ class PriorityRule(StrEnum):
     critical_path = "critical-path"
     efficiency = "efficiency"
     fifo = "fifo"
+
+
+class PatternChoice(StrEnum):
+    sequential = "sequential"
+    parallel = "parallel"
+    hybrid = "hybrid"
+    event_driven = "event-driven"
+    resource_aware = "resource-aware"
+
+
+PatternOpt = Annotated[
+    PatternChoice | None,
+    typer.Option(
+        "--pattern",
+        help="Run this coordination pattern instead of the selected one (sequential, "
+        "parallel, hybrid, event-driven, resource-aware).",
+        show_default=False,
+    ),
+]
 
 
 class ImportFormat(StrEnum):
@@ -191,13 +213,15 @@ def run(
         typer.Option("--fail-fast", help="Stop everything at the first step that fails for good."),
     ] = False,
     priority: Annotated[
-        PriorityRule,
+        PriorityRule | None,
         typer.Option(
             help="Which released step starts first: planned (the best of several rules, "
             "simulated before the run), critical-path, efficiency (critical path per share "
-            "of the pools a step holds) or fifo."
+            "of the pools a step holds) or fifo. Default: the pattern's rule.",
+            show_default=False,
         ),
-    ] = PriorityRule.planned,
+    ] = None,
+    pattern: PatternOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
@@ -225,7 +249,7 @@ def run(
 
     ask = not json_out and sys.stdin.isatty() and _has_approvals(wf)
 
-    def go(on_engine: Callable[[Engine], None]) -> Awaitable[RunResult]:
+    async def go(on_engine: Callable[[Engine], None]) -> RunResult:
         if ask:
             watch = on_engine
 
@@ -233,18 +257,28 @@ def run(
                 watch(engine)
                 TerminalApprovals(engine, err)
 
-        return run_workflow(
+        chosen = pattern.value if pattern is not None else wf.pattern
+        selection = await select(
+            wf,
+            store=the_store,
+            pattern=chosen,
+            workers=max_concurrency or wf.max_concurrency,
+        )
+        if not json_out:
+            err.print(selection_line(selection), markup=False)
+        return await run_workflow(
             wf,
             inputs=values,
             observers=observers,
             max_concurrency=max_concurrency,
             fail_fast=fail_fast,
-            priority=priority.value,
+            priority=priority.value if priority is not None else None,
             seed=seed,
             store=the_store,
             cache=not no_cache,
             on_engine=on_engine,
             planning_budget=budget,
+            selection=selection,
         )
 
     _finish(wf, _drive(go, the_store), json_out)
@@ -480,6 +514,81 @@ def simulate(
         _print_json(data)
         return
     print_simulation(out, result, stats, workers)
+
+
+@app.command()
+def explain(
+    file: FileArg,
+    json_out: JsonOpt = False,
+    pattern: PatternOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", min=1, help="Steps at once (default: the workflow's limit, or none)."
+        ),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Which pattern a run of this workflow would use and why: the analysis, the reasons,
+    and each alternative with its expected makespan and trade-offs (what past runs in the
+    store say included). With --pattern: what choosing that one is expected to cost."""
+    wf = _load(file)
+    the_store = _open_store(store)
+
+    async def go() -> Recommendation:
+        try:
+            return await select(
+                wf,
+                store=the_store,
+                pattern=pattern.value if pattern is not None else wf.pattern,
+                workers=workers or wf.max_concurrency,
+            )
+        finally:
+            await the_store.close()
+
+    try:
+        rec = asyncio.run(go())
+    except StoreError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if json_out:
+        _print_json({"workflow": wf.name, **rec.to_json()})
+        return
+    print_explanation(out, wf.name, rec)
+
+
+@app.command()
+def history(
+    workflow: Annotated[
+        str | None, typer.Argument(help="A workflow's name (default: every one in the store).")
+    ] = None,
+    json_out: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """What counterpoint learned from past runs: each agent's duration and failure rate and
+    the estimate it now uses, how each pattern did on each definition of the workflow, and
+    the patterns you prefer (with their confidence: applied at 0.85, suggested at 0.65,
+    observed at 0.30)."""
+    the_store = _open_store(store)
+
+    async def fetch() -> list[WorkflowHistory]:
+        try:
+            return await workflow_history(the_store, workflow)
+        finally:
+            await the_store.close()
+
+    try:
+        found = asyncio.run(fetch())
+    except StoreError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if json_out:
+        _print_json({h.workflow: h.to_json() for h in found})
+        return
+    if not found:
+        out.print(f"no runs in {the_store.location}" + (f" of {workflow}" if workflow else ""))
+    for h in found:
+        print_history(out, h)
 
 
 @app.command("import")

@@ -105,6 +105,10 @@ class LiveProgress(_Counts):
     def stream_progress(self, part: str, stream: str, done: int, total: int) -> None:
         self.streams[f"{part}/{stream}"] = (done, total)
 
+    def event(self, time: float, step_id: str, name: str, data: Mapping[str, object]) -> None:
+        if name == "pattern_adapted" and self._live is not None:
+            self._live.console.print(Text(adaptation_line(data), style="cyan"))
+
     def run_finished(self, result: RunResult) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -194,9 +198,21 @@ class PlainProgress(_Counts):
             )
 
     def event(self, time: float, step_id: str, name: str, data: Mapping[str, object]) -> None:
-        if self.total <= PLAIN_EVERY_STEP_UP_TO:
+        if name == "pattern_adapted":  # always: the coordination changed
+            self.console.print(adaptation_line(data), highlight=False, markup=False)
+        elif self.total <= PLAIN_EVERY_STEP_UP_TO:
             who = step_id or "run"
             self.console.print(f"  {who}: {name} {dict(data)}", highlight=False, markup=False)
+
+
+def adaptation_line(data: Mapping[str, object]) -> str:
+    """A ``pattern_adapted`` event in words."""
+    at = data.get("at_s")
+    when = f" at {format_duration(at)}" if isinstance(at, int | float) else ""
+    return (
+        f"⇄ adapted{when}: {data.get('from')} → {data.get('to')} ({data.get('trigger')}): "
+        f"{data.get('reason')}"
+    )
 
 
 def _first_line(text: str | None) -> str:

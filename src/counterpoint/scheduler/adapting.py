@@ -395,7 +395,7 @@ class Adapter:
             "from": self.pattern,
             "to": to,
             "reason": reason,
-            "at_s": engine.clock.now() - engine._t0,
+            "at_s": round(engine.clock.now() - engine._t0, 6),
             "steps_left": left,
             **changes,
         }

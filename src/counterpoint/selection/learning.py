@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from counterpoint.history import AgentStats, agent_stats
 from counterpoint.store.base import RunInfo, Store
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "SUGGEST",
     "Outcome",
     "Preference",
+    "WorkflowHistory",
     "learn",
     "outcomes",
     "preferences",
     "wilson_lower",
+    "workflow_history",
 ]
 
 APPLY = 0.85
@@ -136,3 +139,40 @@ class Learned:
 async def learn(store: Store, workflow: str, fingerprint: str) -> Learned:
     runs = await store.list_runs(limit=200, workflow=workflow)
     return Learned(outcomes(runs, fingerprint), preferences(runs, workflow))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowHistory:
+    """What ``counterpoint history`` shows of one workflow."""
+
+    workflow: str
+    agents: dict[str, AgentStats]
+    learned: dict[str, float]  # agent -> the duration planning now uses
+    outcomes: list[Outcome]  # per definition and pattern
+    preferences: list[Preference]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "agents": {name: asdict(st) for name, st in self.agents.items()},
+            "learned_estimates_s": self.learned,
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "preferences": [{**asdict(p), "level": p.level} for p in self.preferences],
+        }
+
+
+async def workflow_history(store: Store, workflow: str | None = None) -> list[WorkflowHistory]:
+    """What the store's runs teach, per workflow (or for ``workflow`` only)."""
+    from counterpoint.runner import LEARN_AFTER, LEARN_FROM
+
+    runs = await store.list_runs(limit=500, workflow=workflow)
+    found: list[WorkflowHistory] = []
+    for name in sorted({r.workflow for r in runs}):
+        mine = [r for r in runs if r.workflow == name]
+        stats = await agent_stats(store, workflow=name, runs=LEARN_FROM)
+        learned = {
+            a: st.median_s
+            for a, st in stats.items()
+            if st.median_s is not None and st.timed >= LEARN_AFTER
+        }
+        found.append(WorkflowHistory(name, stats, learned, outcomes(mine), preferences(mine, name)))
+    return found

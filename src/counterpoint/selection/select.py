@@ -132,8 +132,8 @@ class Recommendation:
 
 
 _TRADEOFFS: dict[PatternName, str] = {
-    "sequential": "simplest to follow and cheapest to roll back, and a failure stops at once; "
-    "but nothing overlaps, so it takes the whole work",
+    "sequential": "simplest to follow, one step in flight (cheapest to roll back); but "
+    "nothing overlaps, so it takes the whole work",
     "parallel": "all independent work at once with no planning; the order written decides "
     "who waits when workers or pools run short",
     "hybrid": "phases with a sync point after each, a natural place to check and adapt; a "
