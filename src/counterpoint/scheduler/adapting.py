@@ -68,16 +68,16 @@ class Adapter:
         self.capacity: dict[tuple[str, str], float] = {}  # pools' capacities changed mid-run
         if barriers:
             self._set_barriers()
+        bus = engine.bus
+        bus.subscribe("capacity_changed", self.on_capacity)  # applied even without adapting
         if monitor:
-            bus = engine.bus
-            bus.subscribe("capacity_changed", self.on_capacity)
             bus.subscribe("added", self.on_requirement)
             bus.subscribe("timeline_pressure", self.on_requirement)
         engine.bus.subscribe("pattern_adapted", self.on_past)
 
     @property
     def active(self) -> bool:
-        return self.monitor or self.phases is not None
+        return self.monitor or self.phases is not None  # (events reach it anyway)
 
     # --- phase barriers -----------------------------------------------------------------------
 
@@ -310,7 +310,7 @@ class Adapter:
                 old = res.set_capacity(pool, dim, float(value))
                 self.capacity[pool, dim] = float(value)
                 changes.append(f"{pool} {old:g} -> {value:g}")
-        if not changes:
+        if not changes or not self.monitor:
             return
         if self._one_at_a_time():
             self.drop_barriers()

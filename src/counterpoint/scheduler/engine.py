@@ -215,14 +215,8 @@ class Engine:
             priority = user_lift(user, max(ranks, default=0.0))(values)
         elif user is not None:  # fifo among steps of equal user priority
             priority = user_lift(user, 0.0)([0.0] * len(steps))
-        if self.options.ask_early:  # people and events answer while the rest works
-            kinds = {"approval", "wait"}
-            agents = self.workflow.agents
-            top = max(priority or [0.0], default=0.0) + 1.0
-            priority = [
-                top + p if s.agent in agents and agents[s.agent].kind in kinds else p
-                for s, p in zip(steps, priority or [0.0] * len(steps), strict=True)
-            ]
+        if self.options.ask_early:
+            priority = self._ask_early(priority or [0.0] * len(steps))
         groups: list[int] | None = None
         caps: list[int | None] = []
         if self.patterns is not None and any(s.cap for s in self.patterns.streams):
@@ -258,6 +252,26 @@ class Engine:
             resources=self.resources,
             held=self._held,
         )
+
+    def _ask_early(self, priority: list[float]) -> list[float]:
+        """Steps that wait for people or events, and the steps leading to them, go first:
+        the people and events answer while the rest works."""
+        agents = self.workflow.agents
+        kinds = ("approval", "wait")
+        preds = self.graph.preds
+        early = [
+            i
+            for i, s in enumerate(self._steps)
+            if s.agent in agents and agents[s.agent].kind in kinds
+        ]
+        seen = set(early)
+        while early:
+            for p in preds[early.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    early.append(p)
+        top = max(priority, default=0.0) + 1.0
+        return [top + p if i in seen else p for i, p in enumerate(priority)]
 
     def _latest_finish(self) -> list[float] | None:
         """When each step must end (seconds from the start) for every deadline to be met
