@@ -20,6 +20,14 @@ _HOW = {
 }
 
 
+_METHOD = {
+    "simulated": "each simulated on the virtual clock",
+    "exact": "nothing limits them but the dependencies, so their makespans follow exactly "
+    "from the estimates",
+    "bounds": "too many steps to simulate each: compared by their bounds",
+}
+
+
 def _secs(value: float | None) -> str:
     return format_duration(value) if value is not None else "-"
 
@@ -79,11 +87,7 @@ def print_explanation(console: Console, workflow: str, rec: Recommendation) -> N
         )
         mark = " *" if alt.pattern == rec.pattern else ""
         table.add_row(f"{alt.pattern}{mark}", _secs(alt.makespan_s), vs, past, alt.tradeoffs)
-    console.print(
-        f"alternatives ({rec.method} on the virtual clock):"
-        if rec.method == "simulated"
-        else "alternatives (compared by bounds: too many steps to simulate each):"
-    )
+    console.print(f"alternatives ({_METHOD[rec.method]}):")
     console.print(table)
     console.print(
         f"analysis: {a.steps} steps ({a.size}), depth {a.depth}, width {a.width}, critical "

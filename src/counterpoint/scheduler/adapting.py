@@ -61,9 +61,14 @@ class Adapter:
         self.phases: list[list[int]] | None = None
         self.phase = 0
         self._cursor = 0
-        self.finished: deque[tuple[int, bool]] = deque(maxlen=max(CASCADE_WINDOW, 64))
+        self.finished: deque[tuple[int, bool]] = deque(
+            maxlen=max(CASCADE_WINDOW, EFFICIENCY_WINDOW)
+        )
         self.started_with = [0] * len(engine._steps)  # concurrency when each step started
         self._since = 0
+        # big runs are checked less often: a check costs a few microseconds
+        self.every = max(CHECK_EVERY, len(engine._steps) // 256)
+        self.failures = 0  # of the steps in ``finished``
         self.contended = 0
         self.capacity: dict[tuple[str, str], float] = {}  # pools' capacities changed mid-run
         if barriers:
@@ -144,11 +149,15 @@ class Adapter:
 
     def done(self, i: int, failed: bool) -> None:
         """Step ``i`` reached a final state."""
-        self.finished.append((i, failed))
+        finished = self.finished
+        if len(finished) == finished.maxlen and finished[0][1]:
+            self.failures -= 1
+        finished.append((i, failed))
+        self.failures += failed
         if not self.monitor:
             return
         self._since += 1
-        if self._since >= CHECK_EVERY or (failed and self._since >= 1):
+        if self._since >= self.every or failed:
             self._since = 0
             self.check()
 
@@ -163,7 +172,7 @@ class Adapter:
 
     def _cascade(self) -> bool:
         sched = self.engine.scheduler
-        if "failure cascade" in self.fired or sched.limit <= 1:
+        if "failure cascade" in self.fired or sched.limit <= 1 or self.failures < CASCADE_FAILURES:
             return False
         recent = list(self.finished)[-CASCADE_WINDOW:]
         failures = sum(f for _, f in recent)

@@ -81,7 +81,7 @@ class Recommendation:
     reasons: list[str]
     alternatives: list[Alternative]
     analysis: Analysis
-    method: Literal["simulated", "bounds"]
+    method: Literal["simulated", "exact", "bounds"]
     cost_s: float | None = None  # expected makespan of the pattern run minus the recommended
     preferences: list[Preference] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
@@ -195,10 +195,25 @@ def _soft_order(a: Analysis) -> list[PatternName]:
     return [*favoured, *(p for p in PATTERNS if p not in favoured)]
 
 
+def _unconstrained(workflow: Workflow, workers: int | None) -> bool:
+    """Nothing but the dependencies limits what runs at once, and nothing waits for an
+    event: every step starts when its needs are done, so the formulas of ``_bounds`` are
+    the simulation's exact result."""
+    res = workflow.resources
+    return (
+        workers is None
+        and workflow.max_concurrency is None
+        and not (res.pools or res.rate_limits or res.budgets)
+        and not workflow.triggers
+        and not any(spec.kind == "wait" for spec in workflow.agents.values())
+    )
+
+
 def _bounds(
     a: Analysis, graph: Graph, pools: PoolModel | None, workers: int | None
 ) -> dict[PatternName, float]:
-    """Makespans by formula for workflows too big to simulate: exact without limits."""
+    """Makespans by formula, for workflows with no limits (exact: see ``_unconstrained``)
+    or too big to simulate (then bounds)."""
     est = graph.estimates
     lv = levels(graph)
     by_level: dict[int, float] = {}
@@ -284,7 +299,7 @@ async def recommend(
     fixed = workflow.pattern
     ruled_out = _hard_constraints(workflow, a, fixed)
     pools = PoolModel.of(workflow)
-    big = a.steps > SIMULATE_UP_TO
+    big = a.steps > SIMULATE_UP_TO or _unconstrained(workflow, workers)
     expected: dict[PatternName, float] = {}
     plain = Graph(graph.ids, graph.preds, effective_estimates(workflow, graph, rates))
     bounds = _bounds(a, plain, pools, workers) if big else {}
@@ -340,7 +355,7 @@ async def recommend(
         reasons,
         alternatives,
         a,
-        "bounds" if big else "simulated",
+        "simulated" if not big else "exact" if a.steps <= SIMULATE_UP_TO else "bounds",
         cost,
         prefs,
         outcomes,
