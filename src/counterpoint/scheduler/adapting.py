@@ -26,7 +26,6 @@ in the result's ``adaptations``.
 from __future__ import annotations
 
 import statistics
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -61,14 +60,13 @@ class Adapter:
         self.phases: list[list[int]] | None = None
         self.phase = 0
         self._cursor = 0
-        self.finished: deque[tuple[int, bool]] = deque(
-            maxlen=max(CASCADE_WINDOW, EFFICIENCY_WINDOW)
-        )
+        self.finished: list[int] = []  # steps in the order they ended
+        self.failed_at: list[int] = []  # positions in ``finished`` of those that failed
         self.started_with = [0] * len(engine._steps)  # concurrency when each step started
-        self._since = 0
         # big runs are checked less often: a check costs a few microseconds
         self.every = max(CHECK_EVERY, len(engine._steps) // 256)
-        self.failures = 0  # of the steps in ``finished``
+        self.next_check = self.every
+        self.next_efficiency = EFFICIENCY_WINDOW
         self.contended = 0
         self.capacity: dict[tuple[str, str], float] = {}  # pools' capacities changed mid-run
         if barriers:
@@ -150,15 +148,13 @@ class Adapter:
     def done(self, i: int, failed: bool) -> None:
         """Step ``i`` reached a final state."""
         finished = self.finished
-        if len(finished) == finished.maxlen and finished[0][1]:
-            self.failures -= 1
-        finished.append((i, failed))
-        self.failures += failed
-        if not self.monitor:
+        finished.append(i)
+        if failed:
+            self.failed_at.append(len(finished))
+        elif len(finished) < self.next_check or not self.monitor:
             return
-        self._since += 1
-        if self._since >= self.every or failed:
-            self._since = 0
+        if self.monitor:
+            self.next_check = len(finished) + self.every
             self.check()
 
     # --- the monitors ---------------------------------------------------------------------------
@@ -172,11 +168,12 @@ class Adapter:
 
     def _cascade(self) -> bool:
         sched = self.engine.scheduler
-        if "failure cascade" in self.fired or sched.limit <= 1 or self.failures < CASCADE_FAILURES:
+        if "failure cascade" in self.fired or sched.limit <= 1:
             return False
-        recent = list(self.finished)[-CASCADE_WINDOW:]
-        failures = sum(f for _, f in recent)
-        if failures < CASCADE_FAILURES or 2 * failures < len(recent):
+        n = len(self.finished)
+        recent = min(n, CASCADE_WINDOW)
+        failures = sum(1 for k in self.failed_at[-CASCADE_WINDOW:] if k > n - recent)
+        if failures < CASCADE_FAILURES or 2 * failures < recent:
             return False
         self.fired.add("failure cascade")
         self.drop_barriers()
@@ -184,7 +181,7 @@ class Adapter:
         self.switch(
             "sequential",
             "failure cascade",
-            f"{failures} of the last {len(recent)} steps failed: one step at a time, so a "
+            f"{failures} of the last {recent} steps failed: one step at a time, so a "
             "failing step stops the least work",
             max_concurrency=1,
         )
@@ -244,12 +241,18 @@ class Adapter:
         sched = engine.scheduler
         if "efficiency degradation" in self.fired or sched.limit <= 1:
             return
+        n = len(self.finished)
+        if n < self.next_efficiency:
+            return
+        self.next_efficiency = n + max(EFFICIENCY_WINDOW, len(self.started_with) // 64)
+        failed = set(self.failed_at[-EFFICIENCY_WINDOW:])
         graph, records = engine.graph, engine.records
         timed: list[tuple[int, float]] = []
-        for i, failed in list(self.finished)[-EFFICIENCY_WINDOW:]:
+        for k in range(max(0, n - EFFICIENCY_WINDOW), n):
+            i = self.finished[k]
             rec = records[i]
             est = graph.estimates[i]
-            if failed or est <= 0 or rec.start is None or rec.end is None or rec.cached:
+            if k + 1 in failed or est <= 0 or rec.start is None or rec.end is None or rec.cached:
                 continue
             if rec.attempts > 1:
                 continue

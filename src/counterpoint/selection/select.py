@@ -301,7 +301,11 @@ async def recommend(
     pools = PoolModel.of(workflow)
     big = a.steps > SIMULATE_UP_TO or _unconstrained(workflow, workers)
     expected: dict[PatternName, float] = {}
-    plain = Graph(graph.ids, graph.preds, effective_estimates(workflow, graph, rates))
+    plain = (
+        Graph(graph.ids, graph.preds, effective_estimates(workflow, graph, rates))
+        if rates
+        else graph
+    )
     bounds = _bounds(a, plain, pools, workers) if big else {}
     for p in PATTERNS:
         if p in ruled_out and p != pattern:
