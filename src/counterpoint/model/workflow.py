@@ -253,13 +253,18 @@ class AgentSpec(_Model):
     )
     version: str | None = Field(None, description="change it to stop using cached outputs")
     cache: CachePolicy | None = None
+    idempotent: bool = Field(
+        False,
+        description="two attempts at once are safe: a flaky agent's steps may race a second "
+        "attempt of themselves (the resource-aware pattern)",
+    )
     options: dict[str, object] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _collect_options(cls, value: object) -> object:
         if isinstance(value, dict) and "options" not in value:
-            own = {"kind", "description", "input_schema", "version", "cache"}
+            own = {"kind", "description", "input_schema", "version", "cache", "idempotent"}
             options = {k: v for k, v in value.items() if k not in own}
             return {k: v for k, v in value.items() if k in own} | {"options": options}
         return value

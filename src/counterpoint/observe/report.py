@@ -87,7 +87,8 @@ def print_summary(console: Console, result: RunResult) -> None:
             result.run_id,
             " ",
             (result.status.value, f"bold {_RUN_COLOUR[result.status]}"),
-            f" in {format_duration(result.makespan_s)} ({counts}); pattern: {result.pattern}",
+            f" in {format_duration(result.makespan_s)} ({counts}); pattern: {result.pattern}"
+            + "".join(f" → {a.get('to')}" for a in result.adaptations),
         )
     )
 

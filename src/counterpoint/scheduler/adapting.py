@@ -69,8 +69,10 @@ class Adapter:
         self.next_efficiency = EFFICIENCY_WINDOW
         self.contended = 0
         self.capacity: dict[tuple[str, str], float] = {}  # pools' capacities changed mid-run
+        self.live = False  # checks wait until the engine is built
         if barriers:
             self._set_barriers()
+        self.live = True
         bus = engine.bus
         bus.subscribe("capacity_changed", self.on_capacity)  # applied even without adapting
         if monitor:
@@ -121,6 +123,10 @@ class Adapter:
             self._cursor = 0
             if self.phase < len(phases):
                 self.engine.scheduler.ungate(phases[self.phase])
+                if self.monitor and self.live:  # a phase boundary: a natural point to check
+                    self.check()
+                    if self.phases is None:
+                        return
 
     def drop_barriers(self) -> None:
         phases = self.phases

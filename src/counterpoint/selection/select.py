@@ -294,7 +294,11 @@ async def recommend(
     a = analyse(workflow, graph, learned=learned, failure_rates=failure_rates)
     rates = {r.agent: r.failure_rate for r in a.risks}
     hedge = frozenset(
-        r.agent for r in a.risks if r.failure_rate >= FLAKY and not _uses_pools(workflow, r.agent)
+        r.agent
+        for r in a.risks
+        if r.failure_rate >= FLAKY
+        and workflow.agents[r.agent].idempotent
+        and not _uses_pools(workflow, r.agent)
     )
     fixed = workflow.pattern
     ruled_out = _hard_constraints(workflow, a, fixed)
@@ -461,7 +465,10 @@ def _reasons(
         )
     elif a.flaky:
         reasons.append(
-            "flaky agents: " + ", ".join(a.flaky) + " (their retries are in the estimates)"
+            "flaky agents: "
+            + ", ".join(a.flaky)
+            + " (their retries are in the estimates; one marked `idempotent: true` may race "
+            "a second attempt)"
         )
     return reasons
 
