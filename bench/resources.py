@@ -64,19 +64,26 @@ def _overhead(quick: bool) -> tuple[dict[str, Any], list[list[object]], str]:
     preds = common.layered(levels, 100, seed=1)
     n = len(preds)
     plain, pooled = _layered(preds, False), _layered(preds, True)
-    # admission alone: the same rule (critical path, no planning) on both sides; the planned
-    # rule, which simulates the pools before the run, is timed apart
+    # admission alone: the same pattern and rule (critical path, no planning) on both sides;
+    # the resource-aware pattern, whose planned rule simulates the pools before the run, is
+    # timed apart; selecting the pattern (the default) apart again
     times = common.interleaved(
         {
-            "three pools": lambda: run_counterpoint(pooled, priority="critical-path"),
-            "no pools": lambda: run_counterpoint(plain, priority="critical-path"),
-            "three pools, planned": lambda: run_counterpoint(pooled),
+            "three pools": lambda: run_counterpoint(
+                pooled, pattern="event-driven", priority="critical-path"
+            ),
+            "no pools": lambda: run_counterpoint(
+                plain, pattern="event-driven", priority="critical-path"
+            ),
+            "three pools, planned": lambda: run_counterpoint(pooled, pattern="resource-aware"),
+            "three pools, selected": lambda: run_counterpoint(pooled),
         },
         reps,
     )
     with_s = common.median(times["three pools"])
     without_s = common.median(times["no pools"])
     planned_s = common.median(times["three pools, planned"])
+    selected_s = common.median(times["three pools, selected"])
     added = (with_s - without_s) / n * 1e6
     best = (min(times["three pools"]) - min(times["no pools"])) / n * 1e6
     # one more run, to see that the pools held: never more than 50 steps had a db at once
@@ -95,6 +102,8 @@ def _overhead(quick: bool) -> tuple[dict[str, Any], list[list[object]], str]:
         "us_added_per_step_best_reps": best,
         "planned_s": planned_s,
         "planning_ms_added": (planned_s - with_s) * 1e3,
+        "selected_s": selected_s,
+        "selection_ms_added": (selected_s - planned_s) * 1e3,
         "peak_running": peak,
         "target_us": TARGET_US,
         "ok": added <= TARGET_US,
@@ -104,12 +113,14 @@ def _overhead(quick: bool) -> tuple[dict[str, Any], list[list[object]], str]:
         ["three pools", with_s * 1e3, with_s / n * 1e6],
         ["no pools", without_s * 1e3, without_s / n * 1e6],
         ["three pools, planned", planned_s * 1e3, planned_s / n * 1e6],
+        ["three pools, selected", selected_s * 1e3, selected_s / n * 1e6],
     ]
     note = (
         f"admission: {added:.2f} µs added per step (fastest reps: {best:.2f}); target <= "
         f"{TARGET_US:g} µs [{common.verdict(added, TARGET_US)}]; at most {peak} steps running "
-        f"at once (db: {POOLS['db']}); planning the pools before the run (the default rule) "
-        f"adds {(planned_s - with_s) * 1e3:.0f} ms per run (budget 100 ms)"
+        f"at once (db: {POOLS['db']}); planning the pools before the run (resource-aware) "
+        f"adds {(planned_s - with_s) * 1e3:.0f} ms per run (budget 100 ms); selecting the "
+        f"pattern (the default) {(selected_s - planned_s) * 1e3:.0f} ms more"
     )
     return out, rows, note
 

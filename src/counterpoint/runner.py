@@ -134,7 +134,7 @@ async def run(
     learn: bool = True,
     pattern: PatternName | None = None,
     selection: Recommendation | None = None,
-    adapt: bool = True,
+    adapt: bool | None = None,
 ) -> RunResult:
     """Run a workflow (an object or a YAML path) and return its result.
 
@@ -153,7 +153,8 @@ async def run(
     neither, the workflow's own ``pattern:`` or else the one selection recommends, using
     what ``store`` knows of past runs. ``priority``, ``max_concurrency`` and ``fail_fast``
     refine the pattern's policy (the smaller concurrency wins). ``adapt``: watch the run
-    and switch the coordination when it pays (see ``counterpoint.scheduler.adapting``).
+    and switch the coordination when it pays (see ``counterpoint.scheduler.adapting``);
+    by default only a pattern selection chose adapts, not one you or the workflow fixed.
     """
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
@@ -169,6 +170,8 @@ async def run(
     options = _options(
         pol, max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at), planning_budget
     )
+    if adapt is None:
+        adapt = selection is not None and selection.how in ("selected", "preference")
     options = dataclasses.replace(options, adapt=adapt)
     rid = run_id or new_run_id()
     journal = None

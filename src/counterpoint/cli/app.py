@@ -222,6 +222,15 @@ def run(
         ),
     ] = None,
     pattern: PatternOpt = None,
+    adapt: Annotated[
+        bool | None,
+        typer.Option(
+            "--adapt/--no-adapt",
+            help="Switch the coordination during the run when it pays. Default: when the "
+            "pattern was selected, not when you or the workflow fixed it.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
@@ -279,6 +288,7 @@ def run(
             on_engine=on_engine,
             planning_budget=budget,
             selection=selection,
+            adapt=adapt,
         )
 
     _finish(wf, _drive(go, the_store), json_out)
