@@ -10,15 +10,33 @@ build on::
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from counterpoint.store.base import RunInfo, Store
+from counterpoint.store.base import Entry, RunInfo, Store
 from counterpoint.store.replay import replay
 
-__all__ = ["AgentStats", "StepOutcome", "agent_stats", "run_state", "step_outcomes"]
+if TYPE_CHECKING:
+    from counterpoint.graph.dag import Graph
+    from counterpoint.model.workflow import Workflow
+
+__all__ = [
+    "AgentStats",
+    "Durations",
+    "StepOutcome",
+    "agent_stats",
+    "learn_durations",
+    "run_state",
+    "step_outcomes",
+]
+
+LEARN_AFTER = 3  # successful steps of an agent in past runs before what they say is used
+LEARN_FROM = 20  # recent runs of the workflow looked at
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +54,8 @@ class StepOutcome:
     duration_s: float | None  # first start to final end, retries included
     error: str | None
     cached: bool = False  # its output came from the cache (it took no time)
+    # the contenders of its races that ended: (agent, gave a valid result)
+    contenders: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +87,7 @@ async def step_outcomes(
             for e in entries
             if e.kind == "event" and e.data is not None and "cache-hit" in e.data
         }
+        raced = _contenders(entries)
         for step, state in states.items():
             name = info.agents.get(step, "?")
             if agent is not None and name != agent:
@@ -84,8 +105,27 @@ async def step_outcomes(
                     state.duration_s,
                     state.error,
                     step in cached,
+                    tuple(raced.get(step, ())),
                 )
             )
+    return out
+
+
+def _contenders(entries: Sequence[Entry]) -> dict[str, list[tuple[str, bool]]]:
+    """Per step, the contenders of its races that ended (from its ``race`` events)."""
+    out: dict[str, list[tuple[str, bool]]] = {}
+    for e in entries:
+        if e.kind != "event" or e.step is None or e.data is None or '"race"' not in e.data:
+            continue
+        event = json.loads(e.data)
+        if not isinstance(event, dict) or event.get("name") != "race":
+            continue
+        data = event.get("data")
+        if not isinstance(data, dict):
+            continue
+        outcome = data.get("outcome")
+        if outcome in ("won", "failed", "invalid"):
+            out.setdefault(e.step, []).append((str(data.get("agent")), outcome == "won"))
     return out
 
 
@@ -105,10 +145,17 @@ async def agent_stats(
             for o in outcomes
             if o.status == "succeeded" and o.duration_s is not None and not o.cached
         )
-        # attempts of steps that ended (an interrupted or cancelled one says nothing)
-        attempts = sum(o.attempts for o in outcomes if o.status in ("succeeded", "failed"))
+        # attempts of steps that ended (an interrupted or cancelled one says nothing); a
+        # raced step's attempts are its contenders (a race fails only when all of them do)
+        ended = [o for o in outcomes if o.status in ("succeeded", "failed")]
+        attempts = sum(o.attempts for o in ended if not o.contenders)
         succeeded = sum(o.status == "succeeded" for o in outcomes)
-        failed_attempts = attempts - succeeded
+        failed_attempts = attempts - sum(o.status == "succeeded" for o in ended if not o.contenders)
+        for o in ended:
+            for who, ok in o.contenders:
+                if who == name:
+                    attempts += 1
+                    failed_attempts += not ok
         stats[name] = AgentStats(
             agent=name,
             steps=len(outcomes),
@@ -124,6 +171,59 @@ async def agent_stats(
             timed=len(durations),
         )
     return stats
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    """What past runs say of each agent's durations: its median, and the median of its
+    steps' durations over their declared estimates (which keeps the differences between
+    its steps that the estimates state)."""
+
+    medians: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.medians or self.ratios)
+
+    def estimates(self, workflow: Workflow, graph: Graph | None = None) -> list[float]:
+        """Each step's estimate: its declared one scaled by its agent's ratio, else its
+        agent's median, else ``graph``'s (the declared one)."""
+        graph = graph or workflow.graph
+        ratios, medians = self.ratios, self.medians
+        return [
+            ratios[s.agent] * s.estimate
+            if s.estimate is not None and s.agent in ratios
+            else medians.get(s.agent, est)
+            for s, est in zip(workflow.steps, graph.estimates, strict=True)
+        ]
+
+    def graph(self, workflow: Workflow) -> Graph:
+        from counterpoint.graph.dag import Graph
+
+        g = workflow.graph
+        return Graph(g.ids, g.preds, self.estimates(workflow))
+
+
+async def learn_durations(store: Store, workflow: Workflow) -> Durations:
+    """Each agent's median duration over its successful steps in the workflow's recent
+    ``LEARN_FROM`` runs (outputs from the cache left out; the median resists outliers), and
+    the median ratio of those durations to the steps' declared estimates, for agents with at
+    least ``LEARN_AFTER`` of them."""
+    declared = {s.id: s.estimate for s in workflow.steps if s.estimate}
+    used = {s.agent for s in workflow.steps}
+    took: dict[str, list[float]] = {}
+    ratio: dict[str, list[float]] = {}
+    for o in await step_outcomes(store, workflow=workflow.name, runs=LEARN_FROM):
+        if o.status != "succeeded" or o.duration_s is None or o.cached or o.agent not in used:
+            continue
+        took.setdefault(o.agent, []).append(o.duration_s)
+        est = declared.get(o.step)
+        if est:
+            ratio.setdefault(o.agent, []).append(o.duration_s / est)
+    return Durations(
+        {a: statistics.median(v) for a, v in took.items() if len(v) >= LEARN_AFTER},
+        {a: statistics.median(v) for a, v in ratio.items() if len(v) >= LEARN_AFTER},
+    )
 
 
 def run_state(info: RunInfo) -> str:

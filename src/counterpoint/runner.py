@@ -26,8 +26,14 @@ from counterpoint.errors import (
 )
 from counterpoint.events import Event
 from counterpoint.gctools import frozen_gc
-from counterpoint.graph.dag import Graph
-from counterpoint.history import process_alive, run_state
+from counterpoint.history import (
+    LEARN_AFTER,
+    LEARN_FROM,
+    Durations,
+    learn_durations,
+    process_alive,
+    run_state,
+)
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
@@ -44,6 +50,8 @@ from counterpoint.store.journal import Journal
 from counterpoint.store.replay import replay
 
 __all__ = [
+    "LEARN_AFTER",
+    "LEARN_FROM",
     "approve",
     "build_agents",
     "resolve_inputs",
@@ -184,7 +192,7 @@ async def run(
         if selection is not None:
             chosen = selection.journal()
         journal = await _start_journal(store, wf, rid, values, options, chosen)
-    learned = await learned_estimates(store, wf) if store is not None and learn else {}
+    learned = await learn_durations(store, wf) if store is not None and learn else None
     result = await _drive(
         wf,
         agents,
@@ -296,19 +304,11 @@ async def _drive(
     spent: Mapping[str, float] | None = None,
     past_events: Sequence[Event] = (),
     taken: Mapping[int, str] | None = None,
-    learned: Mapping[str, float] | None = None,
+    learned: Durations | None = None,
 ) -> RunResult:
     clk = clock or RealClock()
-    graph = None
-    if learned:  # the graph with what past runs say of each agent's steps
-        graph = Graph(
-            wf.graph.ids,
-            wf.graph.preds,
-            [
-                learned.get(s.agent, est)
-                for s, est in zip(wf.steps, wf.graph.estimates, strict=True)
-            ],
-        )
+    # the graph with what past runs say of each agent's steps
+    graph = learned.graph(wf) if learned else None
     with frozen_gc():
         engine = Engine(
             wf,
@@ -327,7 +327,7 @@ async def _drive(
             graph=graph,
         )
         if learned:
-            engine.learned = dict(learned)
+            engine.learned = dict(learned.medians)
         if on_engine is not None:
             on_engine(engine)
         try:
@@ -467,7 +467,7 @@ async def resume(
         spent,
         past,
         taken,
-        learned=await learned_estimates(store, wf),
+        learned=await learn_durations(store, wf),
     )
 
 
@@ -521,22 +521,11 @@ def approve(
     return send_event(store, run_id, "approval_given", data, source=source)
 
 
-LEARN_AFTER = 3  # successful steps of an agent in past runs before its median is used
-LEARN_FROM = 20  # recent runs of the workflow looked at
-
-
 async def learned_estimates(store: Store, workflow: Workflow) -> dict[str, float]:
     """Each agent's median duration over its successful steps in the workflow's recent runs,
-    for agents with at least ``LEARN_AFTER`` of them (the median resists outliers)."""
-    from counterpoint.history import agent_stats
-
-    used = {s.agent for s in workflow.steps} - {JOIN_AGENT}
-    stats = await agent_stats(store, workflow=workflow.name, runs=LEARN_FROM)
-    return {
-        name: a.median_s
-        for name, a in stats.items()
-        if name in used and a.median_s is not None and a.timed >= LEARN_AFTER
-    }
+    for agents with at least ``LEARN_AFTER`` of them (the median resists outliers); see
+    :func:`counterpoint.history.learn_durations` for the ratios to declared estimates."""
+    return (await learn_durations(store, workflow)).medians
 
 
 def _epoch(moment: datetime | None) -> float | None:

@@ -146,7 +146,7 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
         "barriers": False,
         "ask_early": False,
         "hedge": [],
-        "adapt": True,
+        "adapt": False,  # a pattern you fix does not adapt
     }
     selection = {"chosen": "parallel", "recommended": None, "how": "override"}
     assert info.options == {**expected, "selection": selection}

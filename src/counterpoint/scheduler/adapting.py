@@ -252,8 +252,8 @@ class Adapter:
             return
         self.next_efficiency = n + max(EFFICIENCY_WINDOW, len(self.started_with) // 64)
         failed = set(self.failed_at[-EFFICIENCY_WINDOW:])
-        graph, records = engine.graph, engine.records
-        timed: list[tuple[int, float]] = []
+        graph, records, steps = engine.graph, engine.records, engine._steps
+        timed: list[tuple[int, float, str]] = []
         for k in range(max(0, n - EFFICIENCY_WINDOW), n):
             i = self.finished[k]
             rec = records[i]
@@ -262,12 +262,21 @@ class Adapter:
                 continue
             if rec.attempts > 1:
                 continue
-            timed.append((self.started_with[i], (rec.end - rec.start) / est))
+            timed.append((self.started_with[i], (rec.end - rec.start) / est, steps[i].agent))
         if len(timed) < 8:
             return
-        split = statistics.median(c for c, _ in timed)
-        low = [r for c, r in timed if c <= split]
-        high = [r for c, r in timed if c > split]
+        # each agent's ratios over its own median: estimates off by a constant factor for
+        # one agent say nothing of concurrency
+        by_agent: dict[str, list[float]] = {}
+        for _, r, agent in timed:
+            by_agent.setdefault(agent, []).append(r)
+        norm = {agent: statistics.median(rs) for agent, rs in by_agent.items() if len(rs) >= 2}
+        timed = [(c, r / norm[a], a) for c, r, a in timed if a in norm and norm[a] > 0]
+        if len(timed) < 8:
+            return
+        split = statistics.median(c for c, _, _ in timed)
+        low = [r for c, r, _ in timed if c <= split]
+        high = [r for c, r, _ in timed if c > split]
         if len(low) < 3 or len(high) < 3:
             return
         slow = statistics.median(high) / max(statistics.median(low), 1e-9)
@@ -303,7 +312,11 @@ class Adapter:
         res = engine.resources
         if isinstance(pool, str) and res is not None:
             amount = data.get("capacity")
-            dims = amount if isinstance(amount, dict) else {"count": amount}
+            if isinstance(amount, dict):
+                dims = amount
+            else:  # a plain number: the pool's only dimension
+                own = [d for p, d in res.capacity if p == pool]
+                dims = {own[0] if len(own) == 1 else "count": amount}
             for dim, value in dims.items():
                 if (pool, dim) not in res.capacity or not isinstance(value, int | float):
                     engine._emit("", "adaptation_refused", {"reason": f"no pool {pool}.{dim}"})

@@ -162,7 +162,7 @@ class WorkflowHistory:
 
 async def workflow_history(store: Store, workflow: str | None = None) -> list[WorkflowHistory]:
     """What the store's runs teach, per workflow (or for ``workflow`` only)."""
-    from counterpoint.runner import LEARN_AFTER, LEARN_FROM
+    from counterpoint.history import LEARN_AFTER, LEARN_FROM
 
     runs = await store.list_runs(limit=500, workflow=workflow)
     found: list[WorkflowHistory] = []

@@ -24,8 +24,9 @@ from typing import Literal
 
 from counterpoint.backends.virtual import VirtualBackend
 from counterpoint.gctools import frozen_gc
-from counterpoint.graph.analysis import levels
+from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
+from counterpoint.history import Durations
 from counterpoint.model.workflow import Workflow
 from counterpoint.scheduler.clock import VirtualClock
 from counterpoint.scheduler.engine import Engine, RunOptions
@@ -191,14 +192,12 @@ def _soft_order(a: Analysis) -> list[PatternName]:
         favoured.append("resource-aware")
     if a.interaction:
         favoured.append("event-driven")
-    if a.phases or (a.gates and a.depth >= 2):
-        favoured.append("hybrid")
     return [*favoured, *(p for p in PATTERNS if p not in favoured)]
 
 
 def _unconstrained(workflow: Workflow, workers: int | None) -> bool:
     """Nothing but the dependencies limits what runs at once, and nothing waits for an
-    event: every step starts when its needs are done, so the formulas of ``_bounds`` are
+    event: every step starts when its needs are done, so the formulas of ``_bound`` are
     the simulation's exact result."""
     res = workflow.resources
     return (
@@ -210,27 +209,24 @@ def _unconstrained(workflow: Workflow, workers: int | None) -> bool:
     )
 
 
-def _bounds(
-    a: Analysis, graph: Graph, pools: PoolModel | None, workers: int | None
-) -> dict[PatternName, float]:
-    """Makespans by formula, for workflows with no limits (exact: see ``_unconstrained``)
-    or too big to simulate (then bounds)."""
+def _bound(
+    pattern: PatternName, graph: Graph, pools: PoolModel | None, workers: int | None
+) -> float:
+    """The makespan of ``pattern`` by formula, on ``graph``'s estimates: exact for a workflow
+    nothing but its dependencies limits (see ``_unconstrained``), else a lower bound."""
     est = graph.estimates
-    lv = levels(graph)
-    by_level: dict[int, float] = {}
-    for i, level in enumerate(lv):
-        by_level[level] = max(by_level.get(level, 0.0), est[i])
-    lower = max(a.critical_path_s, a.work_s / workers if workers else 0.0)
+    if pattern == "sequential":
+        return sum(est)
+    length = max(upward_ranks(graph), default=0.0)
+    lower = max(length, sum(est) / workers if workers else 0.0)
     if pools is not None:
         lower = max(lower, pools.bound(est))
-    phased = max(sum(by_level.values()), lower)
-    return {
-        "sequential": a.work_s,
-        "parallel": lower,
-        "hybrid": phased,
-        "event-driven": lower,
-        "resource-aware": lower,
-    }
+    if pattern != "hybrid":
+        return lower
+    by_level: dict[int, float] = {}
+    for i, level in enumerate(levels(graph)):
+        by_level[level] = max(by_level.get(level, 0.0), est[i])
+    return max(sum(by_level.values()), lower)
 
 
 async def simulate_policy(
@@ -276,7 +272,7 @@ async def recommend(
     *,
     pattern: PatternName | None = None,
     workers: int | None = None,
-    learned: Mapping[str, float] | None = None,
+    learned: Mapping[str, float] | Durations | None = None,
     failure_rates: Mapping[str, tuple[int, float]] | None = None,
     history: Learned | None = None,
 ) -> Recommendation:
@@ -285,14 +281,11 @@ async def recommend(
     ``learned``: agents' durations from past runs; ``failure_rates``: agent -> (attempts,
     failure rate per attempt); ``history``: outcomes of patterns on this definition and the
     user's preferences (see :func:`counterpoint.selection.learning.learn`)."""
-    graph = workflow.graph
-    if learned:
-        graph = Graph(
-            graph.ids,
-            graph.preds,
-            [learned.get(s.agent, e) for s, e in zip(workflow.steps, graph.estimates, strict=True)],
-        )
-    a = analyse(workflow, graph, learned=learned, failure_rates=failure_rates)
+    if learned is not None and not isinstance(learned, Durations):
+        learned = Durations(dict(learned))
+    graph = learned.graph(workflow) if learned else workflow.graph
+    medians = learned.medians if learned else None
+    a = analyse(workflow, graph, learned=medians, failure_rates=failure_rates)
     rates = {r.agent: r.failure_rate for r in a.risks}
     hedge = frozenset(
         r.agent
@@ -311,7 +304,6 @@ async def recommend(
         if rates
         else graph
     )
-    bounds = _bounds(a, plain, pools, workers) if big else {}
     for p in PATTERNS:
         if p in ruled_out and p != pattern:
             continue
@@ -321,7 +313,11 @@ async def recommend(
             g = Graph(
                 graph.ids, graph.preds, effective_estimates(workflow, graph, rates, pol.hedge)
             )
-        expected[p] = bounds[p] if big else await simulate_policy(workflow, g, pol, workers=workers)
+        expected[p] = (
+            _bound(p, g, pools, workers)
+            if big
+            else await simulate_policy(workflow, g, pol, workers=workers)
+        )
     outcomes = history.outcomes if history is not None else []
     measured = {o.pattern: o for o in outcomes}
     alternatives = [
@@ -479,8 +475,6 @@ def _why_favoured(a: Analysis, choice: PatternName, favoured: list[PatternName])
         return "pools, limits or flaky agents favour planning around them"
     if choice == "event-driven":
         return "people and events are involved: ask them first, react as they answer"
-    if choice == "hybrid":
-        return "phases and gates favour a sync point between levels"
     return "the simplest coordination wins a tie"
 
 
@@ -520,12 +514,11 @@ async def select(
     user's preferences."""
     if store is None or not learn:
         return await recommend(workflow, pattern=pattern, workers=workers)
-    from counterpoint.history import agent_stats
-    from counterpoint.runner import learned_estimates
+    from counterpoint.history import agent_stats, learn_durations
     from counterpoint.selection.learning import learn as learn_history
     from counterpoint.store.fingerprint import definition, fingerprint
 
-    learned = await learned_estimates(store, workflow)
+    learned = await learn_durations(store, workflow)
     stats = await agent_stats(store, workflow=workflow.name, runs=LEARN_FROM)
     rates = {name: (st.attempts, st.failure_rate) for name, st in stats.items()}
     history = await learn_history(store, workflow.name, fingerprint(definition(workflow)))
