@@ -29,6 +29,7 @@ import handoff  # noqa: E402
 import overhead  # noqa: E402
 import resources  # noqa: E402
 import scale  # noqa: E402
+import selection  # noqa: E402
 import sleepy  # noqa: E402
 import stg  # noqa: E402
 import wfcommons  # noqa: E402
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Bench] = {
     "resources": resources.bench,
     "wfcommons": wfcommons.bench,
     "events": events.bench,
+    "selection": selection.bench,
 }
 
 

@@ -31,6 +31,7 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
         "resources",
         "wfcommons",
         "events",
+        "selection",
     }
     stg = figures["benchmarks"]["stg"]
     assert stg["infeasible_schedules"] == 0
@@ -40,3 +41,27 @@ def test_quick_bench_writes_all_figures(tmp_path: Path) -> None:
     assert figures["benchmarks"]["wfcommons"]["infeasible_schedules"] == 0
     events = figures["benchmarks"]["events"]
     assert events["latency_samples"] == 100 and len(events["approval_ms"]) == 1
+    selection = figures["benchmarks"]["selection"]
+    workflows = selection["workflows"]
+    assert set(workflows) == {
+        "chain",
+        "fan-out",
+        "contended-pool",
+        "flaky",
+        "approvals",
+        "phased",
+    }
+    reps = selection["suite"]["reps"]
+    for w in workflows.values():
+        assert w["admissible"] and w["recommended"] in w["admissible"]
+        assert set(w["makespans_s"]) == set(w["admissible"])  # every admissible pattern ran
+        assert all(len(runs) == reps for runs in w["makespans_s"].values())
+        assert len(w["warmup"]) == 5
+    assert 0 <= selection["within_5pct"] <= len(workflows)
+    # learned estimates come from seeded durations on the virtual clock alone (no planning
+    # budget is involved), so they are the same on any machine: the target holds here
+    assert len(selection["estimates"]["agents"]) == 5
+    assert selection["estimate_max_error"] <= 0.10
+    capacity = selection["capacity"]
+    assert any(a["trigger"] == "resource availability change" for a in capacity["adaptations"])
+    assert capacity["capacity_ratio"] > 0

@@ -224,7 +224,7 @@ class Adapter:
     def _contention(self) -> bool:
         engine = self.engine
         sched = engine.scheduler
-        if engine.resources is None or engine.options.priority == "planned":
+        if engine.resources is None or engine.planning is not None:
             return False
         if "resource contention" in self.fired:
             return False
@@ -398,7 +398,7 @@ class Adapter:
         engine = self.engine
         if event.restored:
             return  # the adaptation it caused is replayed as it was
-        if engine.options.priority == "planned" and event.name == "timeline_pressure":
+        if engine.planning is not None and event.name == "timeline_pressure":
             return  # the re-planner answers it already
         what = "steps were added" if event.name == "added" else "the deadline is at risk"
         self.replan_as("requirement change", f"{what}: the rest is planned again")
@@ -411,7 +411,7 @@ class Adapter:
             return
         engine = self.engine
         self.drop_barriers()
-        if engine.options.priority != "planned":
+        if engine.planning is None:
             ranks = upward_ranks(engine.graph)
             engine.scheduler.reprioritise(ranks)  # a sound order while planning
         engine.replanner.replan(reason)
