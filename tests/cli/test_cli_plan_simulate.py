@@ -77,6 +77,12 @@ def test_plan_json(reports: Results) -> None:
     data = json.loads(proc.stdout)
     planning = data.pop("planning")
     assert (planning["rule"], planning["expected_makespan_s"]) == ("critical-path", 10.0)
+    selection = data.pop("selection")
+    expected = {a["pattern"]: a["makespan_s"] for a in selection["alternatives"]}
+    # on 2 workers: one at a time takes the whole work; the planned order the best
+    assert expected["sequential"] == 15.0 and expected["resource-aware"] == 10.0
+    assert selection["pattern"] == selection["recommended"]
+    assert expected[selection["pattern"]] == 10.0
     assert data == {
         "workflow": "dag",
         "steps": 5,

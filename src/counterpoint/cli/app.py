@@ -38,7 +38,7 @@ from counterpoint.history import AgentStats, run_state
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.explain import print_explanation, print_history, selection_line
-from counterpoint.observe.progress import progress_for
+from counterpoint.observe.progress import adaptation_line, progress_for
 from counterpoint.observe.report import (
     lower_bound_of,
     print_plan,
@@ -428,7 +428,8 @@ def plan(
         int | None, typer.Option(min=1, help="Workers for the lower bound (default: no limit).")
     ] = None,
 ) -> None:
-    """Show a workflow's shape: levels, width, critical path, total work, parallelism."""
+    """Show a workflow's shape: levels, width, critical path, total work, parallelism, and
+    the pattern a run would use (without what past runs say: see explain)."""
     wf = _load(file)
     graph = Graph.from_workflow(wf)
     stats = analyse(graph)
@@ -454,11 +455,15 @@ def plan(
             "unestimated_steps": stats.unestimated,
             "parts": wf.plan.describe(),
             "planning": choice,
+            "selection": asyncio.run(select(wf, workers=workers)).to_json(),
         }
         _print_json(data)
         return
     print_plan(out, wf.name, stats, workers, choice)
     print_structure(out, wf.plan.describe())
+    rec = asyncio.run(select(wf, workers=workers))
+    out.print(selection_line(rec), markup=False)
+    out.print(f"(counterpoint explain {file}: the reasons and every alternative)", markup=False)
 
 
 @app.command()
@@ -675,9 +680,24 @@ def resume(
 
 
 async def _run_and_states(store: Store, run_id: str) -> tuple[RunInfo, dict[str, StepReplay]]:
+    info, states, _ = await _run_states_adaptations(store, run_id)
+    return info, states
+
+
+async def _run_states_adaptations(
+    store: Store, run_id: str
+) -> tuple[RunInfo, dict[str, StepReplay], list[dict[str, object]]]:
+    """A run, its steps' states, and the adaptations its journal holds."""
     try:
         info = await store.get_run(run_id)
-        return info, replay(await store.entries(info.run_id))
+        entries = await store.entries(info.run_id)
+        adapted: list[dict[str, object]] = []
+        for e in entries:
+            if e.kind == "event" and e.data is not None and "pattern_adapted" in e.data:
+                event = json.loads(e.data)
+                if isinstance(event, dict) and event.get("name") == "pattern_adapted":
+                    adapted.append(dict(event.get("data") or {}))
+        return info, replay(entries), adapted
     except (StoreError, RunNotFound) as exc:
         await store.close()
         err.print(f"error: {exc}", markup=False)
@@ -814,10 +834,12 @@ def _post(store: str | None, send_it: Callable[[Store], Awaitable[int]], what: s
 def show(run_id: RunIdArg, json_out: JsonOpt = False, store: StoreOpt = None) -> None:
     """One run, step by step: status, attempts, times, and a preview of each output."""
     the_store = _open_store(store)
-    info, states = asyncio.run(_run_and_states(the_store, run_id))
+    info, states, adapted = asyncio.run(_run_states_adaptations(the_store, run_id))
     asyncio.run(the_store.close())
     if json_out:
         data = _run_json(info)
+        data["selection"] = info.options.get("selection")
+        data["adaptations"] = adapted
         data["steps"] = {
             step: {
                 "agent": agent,
@@ -833,6 +855,8 @@ def show(run_id: RunIdArg, json_out: JsonOpt = False, store: StoreOpt = None) ->
         _print_json(data)
         return
     print_run(out, info, states)
+    for a in adapted:
+        out.print(adaptation_line(a), markup=False)
 
 
 def _choice(wf: Workflow, graph: Graph, workers: int | None) -> dict[str, object] | None:
