@@ -548,24 +548,43 @@ async def simulate(
     observers: Sequence[RunObserver] = (),
     start_at: datetime | None = None,
     planning_budget: float = DEFAULT_BUDGET_S,
+    pattern: PatternName | None = None,
 ) -> RunResult:
     """Run on the virtual clock: every step takes its estimate, no agent is called.
     ``start_at``: the date the simulated run starts at, for time windows (default: now).
-    ``planning_budget``: seconds the planned rule may search before the run."""
+    ``planning_budget``: seconds the planned rule may search before the run. ``pattern``:
+    simulate under that pattern's policy (its rule wins over ``priority``; it does not
+    adapt)."""
     wf = _workflow(workflow)
     clock = VirtualClock()
+    options = RunOptions(
+        max_concurrency=workers,
+        priority=priority,
+        wall_start=_epoch(start_at),
+        planning_budget_s=planning_budget,
+        adapt=False,
+    )
+    if pattern is not None:
+        options = dataclasses.replace(
+            _options(
+                policy(pattern),
+                workers,
+                False,
+                None,
+                None,
+                True,
+                _epoch(start_at),
+                planning_budget,
+            ),
+            adapt=False,
+        )
     with frozen_gc():
         engine = Engine(
             wf,
             agents={},
             backend=VirtualBackend(clock),
             clock=clock,
-            options=RunOptions(
-                max_concurrency=workers,
-                priority=priority,
-                wall_start=_epoch(start_at),
-                planning_budget_s=planning_budget,
-            ),
+            options=options,
             observers=observers,
             virtual=True,
         )

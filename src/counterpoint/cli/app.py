@@ -500,14 +500,21 @@ def simulate(
             help="How long the planned rule may search before the run (250ms, 1s).",
         ),
     ] = "100ms",
+    pattern: PatternOpt = None,
 ) -> None:
-    """Run on the virtual clock (each step takes its estimate): makespan and lower bound."""
+    """Run on the virtual clock (each step takes its estimate): makespan and lower bound.
+    With --pattern, under that pattern's policy (its rule instead of --priority)."""
     wf = _load(file)
     workers = workers or wf.max_concurrency
     budget = _seconds(planning_budget, "--planning-budget")
     result = asyncio.run(
         simulate_workflow(
-            wf, workers=workers, priority=priority.value, start_at=at, planning_budget=budget
+            wf,
+            workers=workers,
+            priority=priority.value,
+            start_at=at,
+            planning_budget=budget,
+            pattern=pattern.value if pattern is not None else None,
         )
     )
     stats = analyse(Graph.from_workflow(wf))

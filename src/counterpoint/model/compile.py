@@ -57,6 +57,7 @@ class Part:
     sync_points: dict[str, SyncPoint] = field(default_factory=dict)
     lookahead: bool = False
     context: ContextPolicy | None = None
+    one_at_a_time: bool = False  # a parallel block whose pattern is fixed to sequential
 
 
 @dataclass(slots=True)
@@ -260,6 +261,7 @@ class _Compiler:
                 conflicts=block.conflicts,
                 shares=dict(block.shares),
                 sync_points=dict(block.sync_points),
+                one_at_a_time=getattr(block, "pattern", "parallel") == "sequential",
             )
         )
         waits = self.sync_waits(block, p)

@@ -593,8 +593,11 @@ class SequenceBlock(_Block):
 
 
 class ParallelBlock(_Block):
-    """Parallel: named streams (each a sequence) run at once; or plain independent steps."""
+    """Parallel: named streams (each a sequence) run at once; or plain independent steps.
+    ``pattern: sequential`` fixes this part's coordination: its steps run one at a time (in
+    the order the run's rule gives), whatever pattern the run uses."""
 
+    pattern: Literal["parallel", "sequential"] = "parallel"
     steps: tuple[Item, ...] = ()
     streams: dict[str, tuple[Item, ...]] = Field(default_factory=dict)
     sync_points: dict[str, SyncPoint] = Field(default_factory=dict)

@@ -143,6 +143,12 @@ class PatternRuntime:
                 for i in stream.steps:
                     self.stream_of[i] = stream
         self._joins = {index[p.id]: p for p in self.plan.parts.values()}
+        # parallel blocks fixed to one step at a time: (their steps, 1)
+        self.one_at_a_time: list[list[int]] = [
+            [index[s] for s in _leaves(list(part.members), self.plan) if s not in self.plan.parts]
+            for part in self.plan.parts.values()
+            if part.one_at_a_time
+        ]
 
     def add_step(self, step: Step, base_dir: Path) -> None:
         """A step added to the running workflow (outside every construct)."""

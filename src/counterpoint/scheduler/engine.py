@@ -217,14 +217,7 @@ class Engine:
             priority = user_lift(user, 0.0)([0.0] * len(steps))
         if self.options.ask_early:
             priority = self._ask_early(priority or [0.0] * len(steps))
-        groups: list[int] | None = None
-        caps: list[int | None] = []
-        if self.patterns is not None and any(s.cap for s in self.patterns.streams):
-            groups = [-1] * len(steps)
-            for g, stream in enumerate(self.patterns.streams):
-                caps.append(stream.cap)
-                for i in stream.steps:
-                    groups[i] = g
+        groups, caps = self._groups()
         self.resources: ResourceManager | None = None
         wf = self.workflow
         if wf.resources.pools or wf.resources.rate_limits or wf.resources.budgets:
@@ -252,6 +245,28 @@ class Engine:
             resources=self.resources,
             held=self._held,
         )
+
+    def _groups(self) -> tuple[list[int] | None, list[int | None]]:
+        """Groups of steps whose running steps are capped: streams with shares, and parallel
+        blocks fixed to one step at a time (the outermost wins: it holds the inner ones)."""
+        patterns = self.patterns
+        groups: list[int] | None = None
+        caps: list[int | None] = []
+        if patterns is None:
+            return groups, caps
+        if any(s.cap for s in patterns.streams):
+            groups = [-1] * len(self._steps)
+            for g, stream in enumerate(patterns.streams):
+                caps.append(stream.cap)
+                for i in stream.steps:
+                    groups[i] = g
+        for members in sorted(patterns.one_at_a_time, key=len):
+            if groups is None:
+                groups = [-1] * len(self._steps)
+            caps.append(1)
+            for i in members:
+                groups[i] = len(caps) - 1
+        return groups, caps
 
     def _ask_early(self, priority: list[float]) -> list[float]:
         """Steps that wait for people or events, and the steps leading to them, go first:

@@ -124,6 +124,7 @@ def analyse(
     )
     parts = workflow.plan.parts
     fixed = {pid: p.pattern for pid, p in parts.items() if p.kind in ("sequence", "phase")}
+    fixed.update((pid, "sequential") for pid, p in parts.items() if p.one_at_a_time)
     risks = sorted(
         (
             Risk(agent, n, rate)

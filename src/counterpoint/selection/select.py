@@ -206,6 +206,7 @@ def _unconstrained(workflow: Workflow, workers: int | None) -> bool:
         and not (res.pools or res.rate_limits or res.budgets)
         and not workflow.triggers
         and not any(spec.kind == "wait" for spec in workflow.agents.values())
+        and not any(part.one_at_a_time for part in workflow.plan.parts.values())
     )
 
 
