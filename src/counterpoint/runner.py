@@ -16,7 +16,6 @@ from counterpoint.agents.base import Agent
 from counterpoint.agents.registry import build_agent
 from counterpoint.backends.base import Backend
 from counterpoint.backends.local import LocalBackend
-from counterpoint.backends.virtual import VirtualBackend
 from counterpoint.errors import (
     AgentConfigError,
     CannotResume,
@@ -38,12 +37,12 @@ from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
-from counterpoint.scheduler.clock import Clock, RealClock, VirtualClock
+from counterpoint.scheduler.clock import Clock, RealClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
 from counterpoint.scheduler.planning import DEFAULT_BUDGET_S
 from counterpoint.scheduler.result import RunResult, RunStatus
 from counterpoint.selection.policies import PatternName, Policy, policy
-from counterpoint.selection.select import Recommendation, select
+from counterpoint.selection.select import Recommendation, run_virtual, select
 from counterpoint.store.base import RunInfo, Store
 from counterpoint.store.fingerprint import changes, definition, fingerprint
 from counterpoint.store.journal import Journal
@@ -556,7 +555,6 @@ async def simulate(
     simulate under that pattern's policy (its rule wins over ``priority``; it does not
     adapt)."""
     wf = _workflow(workflow)
-    clock = VirtualClock()
     options = RunOptions(
         max_concurrency=workers,
         priority=priority,
@@ -565,27 +563,8 @@ async def simulate(
         adapt=False,
     )
     if pattern is not None:
-        options = dataclasses.replace(
-            _options(
-                policy(pattern),
-                workers,
-                False,
-                None,
-                None,
-                True,
-                _epoch(start_at),
-                planning_budget,
-            ),
-            adapt=False,
+        pol = _options(
+            policy(pattern), workers, False, None, None, True, _epoch(start_at), planning_budget
         )
-    with frozen_gc():
-        engine = Engine(
-            wf,
-            agents={},
-            backend=VirtualBackend(clock),
-            clock=clock,
-            options=options,
-            observers=observers,
-            virtual=True,
-        )
-        return await engine.run()
+        options = dataclasses.replace(pol, adapt=False)
+    return await run_virtual(wf, options, observers=observers)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -34,7 +34,7 @@ from counterpoint.errors import (
 from counterpoint.graph.analysis import analyse
 from counterpoint.graph.dag import Graph
 from counterpoint.graph.mermaid import to_mermaid
-from counterpoint.history import AgentStats, run_state
+from counterpoint.history import run_state
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.explain import print_explanation, print_history, selection_line
@@ -58,8 +58,8 @@ from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.engine import Engine
 from counterpoint.scheduler.planning import PoolModel, choose_priority
 from counterpoint.scheduler.result import RunResult, RunStatus
-from counterpoint.selection.learning import WorkflowHistory, workflow_history
-from counterpoint.selection.select import Recommendation, select
+from counterpoint.selection.learning import workflow_history
+from counterpoint.selection.select import select
 from counterpoint.store import MemoryStore, RunInfo, StepReplay, Store, open_store, replay
 
 __all__ = ["app", "main"]
@@ -172,6 +172,25 @@ def _open_store(store: str | None) -> Store:
         return MemoryStore()
     try:
         return open_store(store)
+    except StoreError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+T = TypeVar("T")
+
+
+def _query(store: Store, ask: Callable[[Store], Awaitable[T]]) -> T:
+    """What ``ask`` finds in ``store``, which is closed afterwards; a store error exits 2."""
+
+    async def go() -> T:
+        try:
+            return await ask(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
     except StoreError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
@@ -555,24 +574,15 @@ def explain(
     and each alternative with its expected makespan and trade-offs (what past runs in the
     store say included). With --pattern: what choosing that one is expected to cost."""
     wf = _load(file)
-    the_store = _open_store(store)
-
-    async def go() -> Recommendation:
-        try:
-            return await select(
-                wf,
-                store=the_store,
-                pattern=pattern.value if pattern is not None else wf.pattern,
-                workers=workers or wf.max_concurrency,
-            )
-        finally:
-            await the_store.close()
-
-    try:
-        rec = asyncio.run(go())
-    except StoreError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    rec = _query(
+        _open_store(store),
+        lambda s: select(
+            wf,
+            store=s,
+            pattern=pattern.value if pattern is not None else wf.pattern,
+            workers=workers or wf.max_concurrency,
+        ),
+    )
     if json_out:
         _print_json({"workflow": wf.name, **rec.to_json()})
         return
@@ -592,18 +602,7 @@ def history(
     the patterns you prefer (with their confidence: applied at 0.85, suggested at 0.65,
     observed at 0.30)."""
     the_store = _open_store(store)
-
-    async def fetch() -> list[WorkflowHistory]:
-        try:
-            return await workflow_history(the_store, workflow)
-        finally:
-            await the_store.close()
-
-    try:
-        found = asyncio.run(fetch())
-    except StoreError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    found = _query(the_store, lambda s: workflow_history(s, workflow))
     if json_out:
         _print_json({h.workflow: h.to_json() for h in found})
         return
@@ -754,18 +753,7 @@ def stats(
     from counterpoint.history import agent_stats
 
     the_store = _open_store(store)
-
-    async def fetch() -> dict[str, AgentStats]:
-        try:
-            return await agent_stats(the_store, workflow=workflow, runs=last)
-        finally:
-            await the_store.close()
-
-    try:
-        found = asyncio.run(fetch())
-    except StoreError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    found = _query(the_store, lambda s: agent_stats(s, workflow=workflow, runs=last))
     if json_out:
         _print_json({name: dataclasses.asdict(a) for name, a in found.items()})
         return

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,9 +28,11 @@ from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.graph.dag import Graph
 from counterpoint.history import Durations
 from counterpoint.model.workflow import Workflow
+from counterpoint.observe.base import RunObserver
 from counterpoint.scheduler.clock import VirtualClock
 from counterpoint.scheduler.engine import Engine, RunOptions
 from counterpoint.scheduler.planning import PoolModel
+from counterpoint.scheduler.result import RunResult
 from counterpoint.selection.analysis import FLAKY, Analysis, analyse, effective_estimates
 from counterpoint.selection.learning import APPLY, SUGGEST, Learned, Outcome, Preference
 from counterpoint.selection.policies import PATTERNS, PatternName, Policy, policy
@@ -230,6 +232,30 @@ def _bound(
     return max(sum(by_level.values()), lower)
 
 
+async def run_virtual(
+    workflow: Workflow,
+    options: RunOptions,
+    *,
+    graph: Graph | None = None,
+    observers: Sequence[RunObserver] = (),
+) -> RunResult:
+    """Run ``workflow`` on the virtual clock: each step takes its estimate in ``graph``
+    (default: the workflow's), no agent is called."""
+    clock = VirtualClock()
+    with frozen_gc():
+        engine = Engine(
+            workflow,
+            agents={},
+            backend=VirtualBackend(clock),
+            clock=clock,
+            options=options,
+            observers=observers,
+            graph=graph,
+            virtual=True,
+        )
+        return await engine.run()
+
+
 async def simulate_policy(
     workflow: Workflow,
     graph: Graph,
@@ -243,7 +269,6 @@ async def simulate_policy(
     limit = pol.max_concurrency
     if workers is not None:
         limit = min(limit, workers) if limit is not None else workers
-    clock = VirtualClock()
     options = RunOptions(
         max_concurrency=limit,
         fail_fast=False,
@@ -254,18 +279,7 @@ async def simulate_policy(
         ask_early=pol.ask_early,
         adapt=False,
     )
-    with frozen_gc():
-        engine = Engine(
-            workflow,
-            agents={},
-            backend=VirtualBackend(clock),
-            clock=clock,
-            options=options,
-            graph=graph,
-            virtual=True,
-        )
-        result = await engine.run()
-    return result.makespan_s
+    return (await run_virtual(workflow, options, graph=graph)).makespan_s
 
 
 async def recommend(
