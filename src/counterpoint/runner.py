@@ -155,7 +155,8 @@ async def run(
     a store, plan with each agent's median duration in its recent runs of this workflow
     (once it has ``LEARN_AFTER`` of them) instead of the steps' declared estimates.
 
-    The coordination pattern: ``pattern`` runs that one as it is (no selection);
+    The coordination pattern: ``pattern`` runs that one (with a store, selection's
+    recommendation is journaled beside it, for learning the user's preferences);
     ``selection`` (from :func:`counterpoint.selection.select`) runs the one it chose; with
     neither, the workflow's own ``pattern:`` or else the one selection recommends, using
     what ``store`` knows of past runs. ``priority``, ``max_concurrency`` and ``fail_fast``
@@ -166,13 +167,18 @@ async def run(
     wf = _workflow(workflow)
     values = resolve_inputs(wf, inputs)
     agents = build_agents(wf)
-    if selection is None and pattern is None:
-        if wf.pattern is not None:
-            pattern = wf.pattern
-        else:
-            selection = await select(
-                wf, store=store, workers=max_concurrency or wf.max_concurrency, learn=learn
-            )
+    if selection is None and wf.pattern is None and (pattern is None or store is not None):
+        # selected; or the user's pattern, with a store: what selection would have run is
+        # kept beside it, so that the store learns the user's preferences
+        selection = await select(
+            wf,
+            store=store,
+            pattern=pattern,
+            workers=max_concurrency or wf.max_concurrency,
+            learn=learn,
+        )
+    elif selection is None and pattern is None:
+        pattern = wf.pattern
     pol = selection.policy if selection is not None else policy(pattern or "resource-aware")
     options = _options(
         pol, max_concurrency, fail_fast, priority, seed, cache, _epoch(start_at), planning_budget

@@ -148,7 +148,10 @@ def test_inputs_and_options_are_kept(store: Store) -> None:
         "hedge": [],
         "adapt": False,  # a pattern you fix does not adapt
     }
-    selection = {"chosen": "parallel", "recommended": None, "how": "override"}
+    selection = info.options["selection"]
+    assert isinstance(selection, dict)
+    assert (selection["chosen"], selection["how"]) == ("parallel", "override")
+    assert selection["recommended"] == "sequential"  # one step: what selection would run
     assert info.options == {**expected, "selection": selection}
     assert json.loads(entries[0].data or "") == expected
 

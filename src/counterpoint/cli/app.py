@@ -285,11 +285,10 @@ def run(
                 watch(engine)
                 TerminalApprovals(engine, err)
 
-        chosen = pattern.value if pattern is not None else wf.pattern
-        selection = await select(
+        selection = await select(  # (the workflow's own pattern: select says so)
             wf,
             store=the_store,
-            pattern=chosen,
+            pattern=pattern.value if pattern is not None else None,
             workers=max_concurrency or wf.max_concurrency,
         )
         if not json_out:
@@ -579,7 +578,7 @@ def explain(
         lambda s: select(
             wf,
             store=s,
-            pattern=pattern.value if pattern is not None else wf.pattern,
+            pattern=pattern.value if pattern is not None else None,
             workers=workers or wf.max_concurrency,
         ),
     )

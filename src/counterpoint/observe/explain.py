@@ -37,6 +37,8 @@ def cost_line(rec: Recommendation) -> str | None:
     if rec.pattern == rec.recommended or rec.cost_s is None:
         return None
     base = rec.alternative(rec.recommended).makespan_s or 0.0
+    if abs(rec.cost_s) <= 1e-9 * max(base, 1.0):
+        return f"{rec.pattern} is expected to take as long as the recommended {rec.recommended}"
     share = f" ({rec.cost_s / base:+.0%})" if base > 0 else ""
     word = "longer" if rec.cost_s > 0 else "shorter"
     return (

@@ -166,6 +166,8 @@ class Adapter:
     # --- the monitors ---------------------------------------------------------------------------
 
     def check(self) -> None:
+        if self.phases is not None:  # phases that just ended open the next first
+            self._advance()
         if len(self.adaptations) >= MAX_ADAPTATIONS or self.engine._stopping:
             return
         if self._cascade() or self._bottleneck() or self._contention():

@@ -419,12 +419,27 @@ class Scheduler:
         return True
 
     def gate(self, steps: Collection[int]) -> None:
-        """Phase barriers: pending steps in ``steps`` also wait for ``ungate``."""
+        """Phase barriers: steps in ``steps`` not started yet also wait for ``ungate`` (one
+        released already, as after a resume, goes back to waiting)."""
         state, waiting_on, gated = self.state, self.waiting_on, self.gated
+        back: set[int] = set()
         for i in steps:
-            if state[i] is _P and i not in gated:
+            if i in gated:
+                continue
+            if state[i] is _R:
+                state[i] = _P
+                back.add(i)
+            if state[i] is _P:
                 gated.add(i)
                 waiting_on[i] += 1
+        if back:
+            self._heap = [e for e in self._heap if e[2] not in back]
+            heapq.heapify(self._heap)
+            self._parked = [p for p in self._parked if p[1][2] not in back]
+            heapq.heapify(self._parked)
+            if self._track:
+                for i in back:
+                    self.resources.ready(i, -1)  # type: ignore[union-attr]
 
     def ungate(self, steps: Collection[int]) -> None:
         """Lift the barrier before ``steps``: those whose needs are done are released."""

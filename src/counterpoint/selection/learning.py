@@ -96,7 +96,7 @@ def outcomes(runs: Sequence[RunInfo], fingerprint: str | None = None) -> list[Ou
         groups.setdefault((info.fingerprint, info.pattern), []).append(info)
     out: list[Outcome] = []
     for (fp, pattern), infos in sorted(groups.items()):
-        done = [i.makespan_s for i in infos if i.status == "succeeded" and i.makespan_s]
+        done = [i.makespan_s for i in infos if i.status == "succeeded" and i.makespan_s is not None]
         out.append(
             Outcome(
                 fp,
@@ -120,7 +120,8 @@ def preferences(runs: Sequence[RunInfo], workflow: str) -> list[Preference]:
     chosen: dict[str, int] = {}
     for sel, info in looked:
         how = sel.get("how")
-        if how in ("override", "preference") and sel.get("chosen") != sel.get("recommended"):
+        recommended = sel.get("recommended")
+        if how in ("override", "preference") and recommended not in (None, sel.get("chosen")):
             pattern = str(sel.get("chosen") or info.pattern)
             chosen[pattern] = chosen.get(pattern, 0) + 1
     n = len(looked)

@@ -507,7 +507,7 @@ def _history_says(
         o = measured.get(p)
         if p == choice or o is None or o.median_makespan_s is None or o.succeeded < 2:
             continue
-        if o.median_makespan_s < (1 - HISTORY_GAIN) * mine.median_makespan_s:
+        if o.median_makespan_s <= (1 - HISTORY_GAIN) * mine.median_makespan_s + 1e-9:
             reasons.append(
                 f"past runs of this definition: {p} took {o.median_makespan_s:.4g}s (median "
                 f"of {o.succeeded}), {choice} {mine.median_makespan_s:.4g}s: {p} instead"
