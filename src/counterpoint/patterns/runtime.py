@@ -150,6 +150,26 @@ class PatternRuntime:
             if part.one_at_a_time
         ]
 
+    def capped(self, n: int) -> tuple[list[int] | None, list[int | None]]:
+        """Groups of steps whose running steps are capped (a group per step, -1 for none, and
+        each group's cap): streams with shares, and parallel blocks fixed to one step at a
+        time (the outermost wins: it holds the inner ones)."""
+        groups: list[int] | None = None
+        caps: list[int | None] = []
+        if any(s.cap for s in self.streams):
+            groups = [-1] * n
+            for g, stream in enumerate(self.streams):
+                caps.append(stream.cap)
+                for i in stream.steps:
+                    groups[i] = g
+        for members in sorted(self.one_at_a_time, key=len):
+            if groups is None:
+                groups = [-1] * n
+            caps.append(1)
+            for i in members:
+                groups[i] = len(caps) - 1
+        return groups, caps
+
     def add_step(self, step: Step, base_dir: Path) -> None:
         """A step added to the running workflow (outside every construct)."""
         self.checkpoints.append(

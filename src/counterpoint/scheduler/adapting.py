@@ -34,9 +34,11 @@ from counterpoint.graph.analysis import levels, upward_ranks
 from counterpoint.scheduler.core import StepState
 
 if TYPE_CHECKING:
+    from counterpoint.graph.dag import Graph
+    from counterpoint.model.workflow import Workflow
     from counterpoint.scheduler.engine import Engine
 
-__all__ = ["CHECK_EVERY", "MAX_ADAPTATIONS", "Adapter"]
+__all__ = ["CHECK_EVERY", "MAX_ADAPTATIONS", "Adapter", "ask_early"]
 
 CHECK_EVERY = 4  # completions between two checks of the monitors
 MAX_ADAPTATIONS = 8  # per session of a run
@@ -435,3 +437,24 @@ class Adapter:
         self.pattern = to
         self.adaptations.append(data)
         engine._emit("", "pattern_adapted", data)
+
+
+def ask_early(workflow: Workflow, graph: Graph, priority: list[float]) -> list[float]:
+    """The event-driven order: steps that wait for people or events, and the steps leading
+    to them, go first (the people and events answer while the rest works)."""
+    agents = workflow.agents
+    kinds = ("approval", "wait")
+    preds = graph.preds
+    early = [
+        i
+        for i, s in enumerate(workflow.steps)
+        if s.agent in agents and agents[s.agent].kind in kinds
+    ]
+    seen = set(early)
+    while early:
+        for p in preds[early.pop()]:
+            if p not in seen:
+                seen.add(p)
+                early.append(p)
+    top = max(priority, default=0.0) + 1.0
+    return [top + p if i in seen else p for i, p in enumerate(priority)]

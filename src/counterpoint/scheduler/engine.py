@@ -33,7 +33,7 @@ from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
-from counterpoint.scheduler.adapting import Adapter
+from counterpoint.scheduler.adapting import Adapter, ask_early
 from counterpoint.scheduler.caching import OutputCache
 from counterpoint.scheduler.clock import Clock, Timer
 from counterpoint.scheduler.core import Scheduler, StepState
@@ -216,8 +216,8 @@ class Engine:
         elif user is not None:  # fifo among steps of equal user priority
             priority = user_lift(user, 0.0)([0.0] * len(steps))
         if self.options.ask_early:
-            priority = self._ask_early(priority or [0.0] * len(steps))
-        groups, caps = self._groups()
+            priority = ask_early(self.workflow, self.graph, priority or [0.0] * len(steps))
+        groups, caps = self.patterns.capped(len(steps)) if self.patterns else (None, [])
         self.resources: ResourceManager | None = None
         wf = self.workflow
         if wf.resources.pools or wf.resources.rate_limits or wf.resources.budgets:
@@ -245,48 +245,6 @@ class Engine:
             resources=self.resources,
             held=self._held,
         )
-
-    def _groups(self) -> tuple[list[int] | None, list[int | None]]:
-        """Groups of steps whose running steps are capped: streams with shares, and parallel
-        blocks fixed to one step at a time (the outermost wins: it holds the inner ones)."""
-        patterns = self.patterns
-        groups: list[int] | None = None
-        caps: list[int | None] = []
-        if patterns is None:
-            return groups, caps
-        if any(s.cap for s in patterns.streams):
-            groups = [-1] * len(self._steps)
-            for g, stream in enumerate(patterns.streams):
-                caps.append(stream.cap)
-                for i in stream.steps:
-                    groups[i] = g
-        for members in sorted(patterns.one_at_a_time, key=len):
-            if groups is None:
-                groups = [-1] * len(self._steps)
-            caps.append(1)
-            for i in members:
-                groups[i] = len(caps) - 1
-        return groups, caps
-
-    def _ask_early(self, priority: list[float]) -> list[float]:
-        """Steps that wait for people or events, and the steps leading to them, go first:
-        the people and events answer while the rest works."""
-        agents = self.workflow.agents
-        kinds = ("approval", "wait")
-        preds = self.graph.preds
-        early = [
-            i
-            for i, s in enumerate(self._steps)
-            if s.agent in agents and agents[s.agent].kind in kinds
-        ]
-        seen = set(early)
-        while early:
-            for p in preds[early.pop()]:
-                if p not in seen:
-                    seen.add(p)
-                    early.append(p)
-        top = max(priority, default=0.0) + 1.0
-        return [top + p if i in seen else p for i, p in enumerate(priority)]
 
     def _latest_finish(self) -> list[float] | None:
         """When each step must end (seconds from the start) for every deadline to be met
