@@ -325,11 +325,12 @@ class Adapter:
                 if (pool, dim) not in res.capacity or not isinstance(value, int | float):
                     engine._emit("", "adaptation_refused", {"reason": f"no pool {pool}.{dim}"})
                     continue
-                need = max(
+                state = sched.state
+                need = max(  # the most a step still to run needs of it
                     (
                         n
-                        for d in res.demands
-                        if d is not None
+                        for i, d in enumerate(res.demands)
+                        if d is not None and not state[i].final
                         for p, dd, n in d.pools
                         if p == pool and dd == dim
                     ),

@@ -312,7 +312,8 @@ async def recommend(
     fixed = workflow.pattern
     ruled_out = _hard_constraints(workflow, a, fixed)
     pools = PoolModel.of(workflow)
-    big = a.steps > SIMULATE_UP_TO or _unconstrained(workflow, workers)
+    exact = _unconstrained(workflow, workers)
+    big = exact or a.steps > SIMULATE_UP_TO
     expected: dict[PatternName, float] = {}
     plain = (
         Graph(graph.ids, graph.preds, effective_estimates(workflow, graph, rates))
@@ -375,7 +376,7 @@ async def recommend(
         reasons,
         alternatives,
         a,
-        "simulated" if not big else "exact" if a.steps <= SIMULATE_UP_TO else "bounds",
+        "exact" if exact else "bounds" if big else "simulated",
         cost,
         prefs,
         outcomes,
