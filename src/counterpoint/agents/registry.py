@@ -23,6 +23,7 @@ _broken: dict[str, str] = {}  # plugin kinds that failed to load -> why
 
 def _builtins() -> dict[str, AgentKind]:
     from counterpoint.agents.builtin import APPROVE, NOOP, SLEEP, WAIT
+    from counterpoint.agents.llm import LLM
     from counterpoint.agents.program import PROGRAM
     from counterpoint.agents.python import PYTHON
 
@@ -33,6 +34,7 @@ def _builtins() -> dict[str, AgentKind]:
         "sleep": SLEEP,
         "wait": WAIT,
         "approval": APPROVE,
+        "llm": LLM,
     }
 
 

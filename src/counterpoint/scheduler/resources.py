@@ -585,6 +585,10 @@ class ResourceManager:
         """What step ``i`` measured it used: budgets are charged when it ends (instead of its
         declared demand); rate limits count what exceeds its declared demand from now on."""
         d = self.demands[i]
+        if resource == "*":  # every rate limit the step uses in these dimensions
+            for name in {n for n, dim, _ in (d.rates if d else ()) if dim in amounts}:
+                self.charge(i, name, {k: v for k, v in amounts.items() if k}, now)
+            return
         if resource in self.budgets:
             total = sum(amounts.values())
             declared = {name for name, _ in d.budgets} if d is not None else set()
