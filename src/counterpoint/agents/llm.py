@@ -168,6 +168,10 @@ class _Llm:
             raise StepFailed(f"cannot reach {self.where(base_url)}: {exc}") from None
         except openai.APIResponseValidationError as exc:
             raise StepFailed(f"{self.where(base_url)} gave a malformed answer: {exc}") from None
+        except ValueError as exc:  # a body that is not JSON
+            raise StepFailed(
+                f"{self.where(base_url)} gave a malformed answer: {_short(exc)}"
+            ) from None
         finally:
             await client.close()
         return self.answer(ctx, response, base_url)
@@ -204,6 +208,8 @@ class _Llm:
             }
             value = self.prompt(scope)
             return value if isinstance(value, str) else json.dumps(value, default=str)
+        if self.options.prompt is not None:  # no references: the text as written
+            return self.options.prompt
         if not ctx.upstream:
             return ctx.input if isinstance(ctx.input, str) else json.dumps(ctx.input, default=str)
         return json.dumps({"input": ctx.input, "upstream": dict(ctx.upstream)}, default=str)
@@ -212,17 +218,24 @@ class _Llm:
         """The answer's content (parsed and checked when a schema asks for JSON); its tokens
         charged."""
         choices = getattr(response, "choices", None)
-        message = choices[0].message if choices else None
-        content = getattr(message, "content", None)
+        first = choices[0] if isinstance(choices, list) and choices else None
+        content = getattr(getattr(first, "message", None), "content", None)
         if not isinstance(content, str):
             raise StepFailed(f"{self.where(base_url)} gave a malformed answer: no message content")
         usage = getattr(response, "usage", None)
         if usage is not None:
-            tokens = {
-                "prompt_tokens": int(usage.prompt_tokens or 0),
-                "completion_tokens": int(usage.completion_tokens or 0),
-                "total_tokens": int(usage.total_tokens or 0),
-            }
+            tokens: dict[str, int] = {}
+            for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                n = getattr(usage, k, None)
+                if n is None:
+                    n = 0
+                if not isinstance(n, int | float) or isinstance(n, bool) or n < 0:
+                    # what the tokens cost must be known: a budget would go uncharged
+                    raise StepFailed(
+                        f"{self.where(base_url)} gave a malformed answer: usage.{k} is "
+                        f"{_short(n, 40)!r}, not a count of tokens"
+                    )
+                tokens[k] = int(n)
             ctx.emit("llm_usage", {"model": self.options.model, **tokens})
             amounts = {"tokens": float(tokens["total_tokens"])}
             ctx.charge("*", amounts)  # the rate limits the step uses with a tokens dimension

@@ -585,9 +585,11 @@ class ResourceManager:
         """What step ``i`` measured it used: budgets are charged when it ends (instead of its
         declared demand); rate limits count what exceeds its declared demand from now on."""
         d = self.demands[i]
-        if resource == "*":  # every rate limit the step uses in these dimensions
-            for name in {n for n, dim, _ in (d.rates if d else ()) if dim in amounts}:
-                self.charge(i, name, {k: v for k, v in amounts.items() if k}, now)
+        if resource == "*":  # every rate limit the step uses that limits these dimensions
+            for name in {n for n, _, _ in (d.rates if d else ())}:
+                mine = {k: v for k, v in amounts.items() if k and (name, k) in self.limits}
+                if mine:
+                    self.charge(i, name, mine, now)
             return
         if resource in self.budgets:
             total = sum(amounts.values())
