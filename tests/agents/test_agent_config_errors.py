@@ -144,7 +144,7 @@ def test_builder_problems_name_the_path() -> None:
             "agents.q.kind",
             None,
             "agent 'q': unknown kind 'pyhton' (did you mean 'python'?); "
-            "known kinds: approval, llm, noop, program, python, sleep, wait",
+            "known kinds: approval, llm, noop, program, python, sleep, subagent, wait",
         ),
     ]
 

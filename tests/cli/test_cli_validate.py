@@ -119,7 +119,7 @@ def test_valid_workflow(validated: Results) -> None:
 def test_broken_workflow_lists_every_problem_with_its_position(validated: Results) -> None:
     assert _problem_lines(validated["broken"]) == [
         "broken.yaml:4:9: agent 'bad': unknown kind 'nopp' (did you mean 'noop'?); "
-        "known kinds: approval, llm, noop, program, python, sleep, wait",
+        "known kinds: approval, llm, noop, program, python, sleep, subagent, wait",
         "broken.yaml:5:9: agent 'prog' (program): missing required key 'argv'",
         "broken.yaml:10:12: step 'b': unknown agent 'nopx' (did you mean 'nop'?)",
         "broken.yaml:11:16: step 'b' needs unknown step 'zzz'",

@@ -105,7 +105,7 @@ steps: [{id: a, agent: sl}]
 """
     assert problems(text) == [
         "wf.yaml:3:9: agent 'nop': unknown kind 'nopp' (did you mean 'noop'?); "
-        "known kinds: approval, llm, noop, program, python, sleep, wait",
+        "known kinds: approval, llm, noop, program, python, sleep, subagent, wait",
         "wf.yaml:4:21: agent 'sl' (sleep): unknown key 'secnds' (did you mean 'seconds'?)",
     ]
 

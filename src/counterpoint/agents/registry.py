@@ -26,6 +26,7 @@ def _builtins() -> dict[str, AgentKind]:
     from counterpoint.agents.llm import LLM
     from counterpoint.agents.program import PROGRAM
     from counterpoint.agents.python import PYTHON
+    from counterpoint.agents.subagents import SUBAGENT
 
     return {
         "python": PYTHON,
@@ -35,6 +36,7 @@ def _builtins() -> dict[str, AgentKind]:
         "wait": WAIT,
         "approval": APPROVE,
         "llm": LLM,
+        "subagent": SUBAGENT,
     }
 
 
