@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import socket
 import time
@@ -37,6 +38,7 @@ from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
+from counterpoint.policy.redact import Redactor
 from counterpoint.scheduler.clock import Clock, RealClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
 from counterpoint.scheduler.planning import DEFAULT_BUDGET_S
@@ -260,14 +262,15 @@ async def _start_journal(
                     [Problem(f"input {name!r} is not JSON, so a durable run cannot keep it")]
                 ) from None
     text = definition(wf)
+    redactor = Redactor.from_environment(wf.policy.redact)
     await store.create_run(
         RunInfo(
             run_id=run_id,
             workflow=wf.name,
             source=wf.source if wf.source.startswith("<") else str(Path(wf.source).resolve()),
             fingerprint=fingerprint(text),
-            definition=text,
-            inputs=values,
+            definition=redactor.text(text),
+            inputs=redactor.value(values),  # type: ignore[arg-type]
             options={**_options_json(options), "selection": selection},
             agents={
                 s.id: s.agent if s.agent != JOIN_AGENT else f"<{wf.plan.parts[s.id].kind}>"
@@ -279,7 +282,7 @@ async def _start_journal(
             version=_version(),
         )
     )
-    journal = Journal(store, run_id)
+    journal = Journal(store, run_id, redactor=redactor)
     journal.event(None, "run-started", _options_json(options), attempt=1)
     return journal
 
@@ -335,9 +338,13 @@ async def _drive(
             engine.learned = dict(learned.medians)
         if on_engine is not None:
             on_engine(engine)
+        agent_log = logging.getLogger("counterpoint.agent")
+        redacting = Redactor.from_environment(wf.policy.redact).log_filter()
+        agent_log.addFilter(redacting)  # agents' log records carry no secret
         try:
             result = await engine.run()
         finally:
+            agent_log.removeFilter(redacting)
             if journal is not None:
                 await _close_journal(journal, engine)
     return result
@@ -357,7 +364,9 @@ async def _close_journal(journal: Journal, engine: Engine) -> None:
             finished_at=time.time(),
             makespan_s=engine.makespan_s,
             pattern=engine.pattern,
-            error=engine.error,
+            error=journal.redactor.text(engine.error)
+            if journal.redactor is not None and engine.error
+            else engine.error,
         )
     except CounterpointError as exc:
         if engine.error is None:
@@ -445,7 +454,12 @@ async def resume(
                         inbox=event.get("inbox"),
                     )
                 )
-    journal = Journal(store, info.run_id, seq=entries[-1].seq if entries else 0)
+    journal = Journal(
+        store,
+        info.run_id,
+        seq=entries[-1].seq if entries else 0,
+        redactor=Redactor.from_environment(wf.policy.redact),
+    )
     journal.event(
         None, "run-started", {**_options_json(options), "resumed": True}, attempt=sessions + 1
     )

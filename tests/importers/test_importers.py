@@ -227,6 +227,6 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ImportFormatError, match="no such file"):
         convert("stg", tmp_path / "nope.stg")
     with pytest.raises(
-        ImportFormatError, match=r"unknown format 'csv' \(formats: stg, wfcommons, dax\)"
+        ImportFormatError, match=r"unknown format 'csv' \(formats: stg, wfcommons, dax, agent-os\)"
     ):
         convert("csv", tmp_path / "nope.stg")

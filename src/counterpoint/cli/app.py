@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, NoReturn, TextIO, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -49,6 +49,7 @@ from counterpoint.observe.report import (
     print_structure,
     print_summary,
 )
+from counterpoint.policy.redact import RedactingWriter, Redactor
 from counterpoint.runner import approve as approve_step
 from counterpoint.runner import resolve_inputs, send_event
 from counterpoint.runner import resume as resume_run
@@ -76,8 +77,16 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 # Piped output is not cut to 80 columns: tables keep whole ids and messages.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Everything the CLI prints goes through these, which keep secrets out (policy.redact).
+_stdout = RedactingWriter("stdout", Redactor.from_environment())
+_stderr = RedactingWriter("stderr", _stdout.redactor)
+out = Console(
+    file=cast(TextIO, _stdout),
+    highlight=False,
+    soft_wrap=True,
+    width=None if sys.stdout.isatty() else 200,
+)
+err = Console(file=cast(TextIO, _stderr), highlight=False, soft_wrap=True)
 
 
 class PriorityRule(StrEnum):
@@ -110,6 +119,7 @@ class ImportFormat(StrEnum):
     stg = "stg"
     wfcommons = "wfcommons"
     dax = "dax"
+    agent_os = "agent-os"
 
 
 def _invalid(problems: list[Problem]) -> NoReturn:
@@ -120,14 +130,18 @@ def _invalid(problems: list[Problem]) -> NoReturn:
 
 def _print_json(data: object) -> None:
     """Plain JSON on stdout, nothing else there (so it can be piped into jq)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=repr) + "\n")
+    _stdout.write(json.dumps(data, indent=2, default=repr) + "\n")
+    _stdout.flush()
 
 
 def _load(file: Path) -> Workflow:
     try:
-        return load(file)
+        wf = load(file)
     except WorkflowInvalid as exc:
         _invalid(exc.problems)
+    if wf.policy.redact:  # the workflow's own secrets, in everything printed from now on
+        _stdout.redactor = _stderr.redactor = Redactor.from_environment(wf.policy.redact)
+    return wf
 
 
 def _parse_inputs(workflow: Workflow, items: list[str]) -> dict[str, object]:
@@ -616,7 +630,8 @@ def import_(
     fmt: Annotated[ImportFormat, typer.Argument(help="The file's format.", metavar="FORMAT")],
     file: Annotated[Path, typer.Argument(help="The file to convert.", show_default=False)],
 ) -> None:
-    """Convert an STG, WfCommons or DAX file to a workflow (YAML on stdout)."""
+    """Convert an STG, WfCommons or DAX file, or an Agent OS template (agent-os), to a
+    workflow (YAML on stdout)."""
     from counterpoint.importers import convert, to_yaml
 
     try:

@@ -1,9 +1,11 @@
-"""Importers: workflows from the benchmark formats STG, WfCommons and Pegasus DAX.
+"""Importers: workflows from the benchmark formats STG, WfCommons and Pegasus DAX, and from
+Agent OS workflow templates.
 
 Each importer turns a file into workflow *data* (the dict a YAML file would hold), so the
-result goes through the same validation as a hand-written workflow. Runtimes become
-``estimate``; core and memory demands are kept in each step's ``input``; every agent is a
-``sleep`` placeholder that waits for its step's estimate.
+result goes through the same validation as a hand-written workflow. For the benchmark
+formats, runtimes become ``estimate``; core and memory demands are kept in each step's
+``input``; every agent is a ``sleep`` placeholder that waits for its step's estimate. Agent
+OS templates become phases of Claude Code subagents (see ``agent_os``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import yaml
 
 from counterpoint.errors import ImportFormatError
-from counterpoint.importers import dax, stg, wfcommons
+from counterpoint.importers import agent_os, dax, stg, wfcommons
 from counterpoint.model.load import workflow_from_data
 from counterpoint.model.locate import NoPositions
 from counterpoint.model.workflow import Workflow
@@ -26,6 +28,7 @@ FORMATS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "stg": stg.read,
     "wfcommons": wfcommons.read,
     "dax": dax.read,
+    "agent-os": agent_os.read,
 }
 
 
@@ -63,6 +66,10 @@ _Dumper.add_representer(list, _flow_list)
 
 
 def to_yaml(data: dict[str, Any]) -> str:
-    """Workflow data as YAML, in the order it was built."""
-    text: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return text
+    """Workflow data as YAML, in the order it was built (after the importer's ``header``
+    comment, if it gives one)."""
+    header: str = getattr(data, "header", "")
+    text: str = yaml.dump(
+        dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
+    return header + text

@@ -40,6 +40,7 @@ __all__ = [
     "Conflicts",
     "ContextPolicy",
     "Duration",
+    "GuardPolicy",
     "InputSpec",
     "Item",
     "ParallelBlock",
@@ -455,6 +456,26 @@ class Budget(_Model):
         return value
 
 
+class GuardPolicy(_Model):
+    """What the run keeps to itself: ``redact``, regular expressions whose matches are
+    secrets (besides the values of KEY/TOKEN/SECRET/PASSWORD environment variables), never
+    written to the journal or shown."""
+
+    redact: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+
+    @field_validator("redact")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for p in value:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"redact: {p!r} is not a regular expression: {exc}") from None
+            if re.fullmatch(p, ""):
+                raise ValueError(f"redact: {p!r} matches empty text: it would redact nothing")
+        return value
+
+
 class Resources(_Model):
     """What steps share: pools with capacities, rate limits, and budgets for the run;
     ``timezone``: of the windows' times that do not give their own (default UTC)."""
@@ -724,6 +745,7 @@ class Workflow(_Model):
         None, description="finish the run within this long (pools may overflow to make it)"
     )
     resources: Resources = Resources()
+    policy: GuardPolicy = GuardPolicy()
     triggers: tuple[Trigger, ...] = ()
     items: tuple[Item, ...] = Field(alias="steps")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+from counterpoint.policy.redact import Redactor
 from counterpoint.store.base import Entry, Store
 
 __all__ = ["Journal", "OutputNotStorable", "encode_output"]
@@ -45,9 +46,12 @@ def encode_output(value: object) -> str:
 class Journal:
     """Entries of one run waiting to be committed to its store."""
 
-    __slots__ = ("broken", "pending", "run_id", "seq", "store")
+    __slots__ = ("broken", "pending", "redactor", "run_id", "seq", "store")
 
-    def __init__(self, store: Store, run_id: str, *, seq: int = 0) -> None:
+    def __init__(
+        self, store: Store, run_id: str, *, seq: int = 0, redactor: Redactor | None = None
+    ) -> None:
+        self.redactor = redactor if redactor else None  # secrets kept out of the entries
         self.store = store
         self.run_id = run_id
         self.seq = seq  # the last number given
@@ -83,6 +87,9 @@ class Journal:
         if not self.pending or self.broken:
             return
         batch, self.pending = self.pending, []
+        redactor = self.redactor
+        if redactor is not None:
+            batch = [e._replace(data=redactor.text(e.data)) if e.data else e for e in batch]
         try:
             await self.store.append(self.run_id, batch)
         except BaseException:
