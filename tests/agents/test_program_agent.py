@@ -222,6 +222,19 @@ def test_stdin_none_gives_the_program_an_empty_stdin(tmp_path: Path) -> None:
     assert result.outputs["p"] == "''"
 
 
+@pytest.mark.parametrize(
+    ("step_input", "received"),
+    [
+        ("Review this:\n  a 'quoted' $(line)\n", "Review this:\n  a 'quoted' $(line)\n"),
+        ({"n": 1}, '{"n": 1}'),
+    ],
+)
+def test_stdin_text_sends_text_as_it_is(tmp_path: Path, step_input: object, received: str) -> None:
+    script = _script(tmp_path, "read.py", "import json, sys\nprint(json.dumps(sys.stdin.read()))\n")
+    result = cp.run_sync(_one_step([PY, script], step_input, stdin="text"))
+    assert result.outputs["p"] == received  # (the program prints it as JSON: parsed back)
+
+
 def test_text_output(tmp_path: Path) -> None:
     script = _script(tmp_path, "text.py", "print('hello world')\nprint('second line')\n")
     auto = cp.run_sync(_one_step([PY, script]))

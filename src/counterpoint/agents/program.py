@@ -2,8 +2,9 @@
 
 Each argv element is a template rendered on its own (``${{ input.path }}``,
 ``${{ step.id }}``, ``${{ step.attempt }}``, ``${{ step.idempotency_key }}``, ``${{ run.id }}``),
-so a value with spaces or quotes stays one argument. The step input goes to stdin as JSON;
-stdout is the output (JSON when it parses, else text). A non-zero exit fails the step with the
+so a value with spaces or quotes stays one argument. The step input goes to stdin as JSON
+(``stdin: text``: a text input as it is, anything else as JSON; ``none``: nothing); stdout
+is the output (JSON when it parses, else text). A non-zero exit fails the step with the
 tail of stderr. The program runs in a process group of its own, and a timeout or a
 cancellation ends the whole group: SIGTERM, then SIGKILL after ``kill_grace``.
 """
@@ -47,7 +48,9 @@ class ProgramOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     argv: list[str] = Field(min_length=1, description="the program and its arguments")
-    stdin: Literal["json", "none"] = "json"
+    stdin: Literal["json", "text", "none"] = Field(
+        "json", description="the step input on stdin: as JSON, as text (JSON unless text), none"
+    )
     output: Literal["auto", "json", "text"] = "auto"
     cwd: str | None = Field(None, description="working folder, relative to the workflow's")
     env: dict[str, str] = Field(default_factory=dict, description="added to the environment")
@@ -93,6 +96,9 @@ class _Program:
         data = None
         if self.options.stdin == "json":
             data = json.dumps(ctx.input).encode()
+        elif self.options.stdin == "text":
+            text = ctx.input if isinstance(ctx.input, str) else json.dumps(ctx.input)
+            data = text.encode()
         # Started in its own task: a cancellation (timeout, fail-fast, Ctrl-C) that lands while
         # the process is being set up must still find its process group and end it.
         starting = asyncio.ensure_future(
