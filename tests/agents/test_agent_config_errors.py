@@ -54,7 +54,7 @@ def test_unknown_kind_without_a_close_match_lists_the_known_ones(tmp_path: Path)
         ("{kind: python}", "3:6: agent 'a' (python): missing required key 'function'"),
         (
             "{kind: program, argv: [echo], stdin: yaml}",
-            "3:36: agent 'a' (program): stdin: expected 'json' or 'none', got 'yaml'",
+            "3:36: agent 'a' (program): stdin: expected 'json', 'text' or 'none', got 'yaml'",
         ),
         (
             "{kind: program, argv: [echo, '${{ inputs.x }}']}",

@@ -50,7 +50,7 @@ steps:
     assert only.startswith("wf.yaml:7:5: step 'a': unknown key 'zzzzzz'; expected one of: ")
     assert (
         "agent, cache, compensate, critical, deadline, description, estimate, id, input, "
-        "needs, priority, race, recovery, retries, timeout, uses, validate" in only
+        "needs, priority, race, recovery, retries, risk, timeout, uses, validate" in only
     )
 
 

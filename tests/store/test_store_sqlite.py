@@ -301,7 +301,7 @@ def test_a_full_store_keeps_what_it_had_and_the_run_resumes(
     wf = b.build()
 
     async def first() -> str:
-        s = sqlite_factory(path, max_bytes=64 * 1024)
+        s = sqlite_factory(path, max_bytes=80 * 1024)  # about 5 of the 12 steps fit
         result = await cp.run(wf, store=s)
         assert result.status is cp.RunStatus.FAILED
         assert result.error is not None

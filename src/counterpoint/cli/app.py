@@ -335,8 +335,12 @@ def _seconds(text: str, option: str) -> float:
 
 
 def _has_approvals(wf: Workflow) -> bool:
-    return any(a.kind == "approval" for a in wf.agents.values()) or any(
-        o.kind == "escalate" for s in wf.steps for o in (s.recovery or wf.defaults.recovery)
+    p = wf.policy
+    held = p.mode == "mandatory" and p.approval_above is not None
+    return (
+        any(a.kind == "approval" for a in wf.agents.values())
+        or any(o.kind == "escalate" for s in wf.steps for o in (s.recovery or wf.defaults.recovery))
+        or (held and any(s.risk > (p.approval_above or 0.0) for s in wf.steps))
     )
 
 

@@ -39,8 +39,12 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     for name, spec in workflow.agents.items():
         for loc, message in check_agent(name, spec, base_dir):
             problems.append(where.problem(("agents", name, *loc), message, key=bool(loc)))
-    problems.extend(_checkpoint_problems(workflow, where, base_dir))
-    problems.extend(_resource_problems(workflow, where))
+    for more in (
+        _checkpoint_problems(workflow, where, base_dir),
+        _resource_problems(workflow, where),
+        _policy_problems(workflow, where),
+    ):
+        problems.extend(more)
 
     index: dict[str, int] = {}
     for i, step in enumerate(workflow.steps):
@@ -122,6 +126,18 @@ def check(workflow: Workflow, where: Locator, base_dir: Path) -> list[Problem]:
     if not problems and compiled is not None:
         workflow._graph = compiled
     return problems
+
+
+def _policy_problems(workflow: Workflow, where: Locator) -> list[Problem]:
+    """Under a mandatory policy, agents and programs it does not allow."""
+    if workflow.policy.mode != "mandatory":
+        return []
+    from counterpoint.policy.guardian import Guardian
+
+    return [
+        where.problem(v.path, f"{v.message} (policy mode: mandatory)")
+        for v in Guardian(workflow.policy).violations(workflow)
+    ]
 
 
 def _recovery_problems(workflow: Workflow, where: Locator) -> list[Problem]:

@@ -456,24 +456,61 @@ class Budget(_Model):
         return value
 
 
-class GuardPolicy(_Model):
-    """What the run keeps to itself: ``redact``, regular expressions whose matches are
-    secrets (besides the values of KEY/TOKEN/SECRET/PASSWORD environment variables), never
-    written to the journal or shown."""
+def _regexes(value: tuple[str, ...], what: str) -> tuple[str, ...]:
+    for p in value:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"{what}: {p!r} is not a regular expression: {exc}") from None
+        if re.fullmatch(p, ""):
+            raise ValueError(f"{what}: {p!r} matches empty text")
+    return value
 
+
+class AgentRules(_Model):
+    """Agents the policy allows (names, or ``kind:KIND``; empty: any) and denies."""
+
+    allow: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+    deny: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+
+
+class ProgramRules(_Model):
+    """Programs program agents may run (their first argv element's file name; empty: any)."""
+
+    allow: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+
+
+class OutputRules(_Model):
+    """What no step's output may hold: text matching ``forbid`` patterns (on its JSON
+    text), more than ``max_bytes``."""
+
+    forbid: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
+    max_bytes: int | None = Field(None, ge=1)
+
+    @field_validator("forbid")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _regexes(value, "forbid")
+
+
+class GuardPolicy(_Model):
+    """The policy guardian (``mode``: off, advisory, mandatory): agents and programs allowed,
+    output rules, steps whose ``risk`` is above ``approval_above`` approved by a person
+    first; and ``redact``, regular expressions whose matches are secrets (besides the values
+    of KEY/TOKEN/SECRET/PASSWORD environment variables), never written to the journal or
+    shown (in every mode)."""
+
+    mode: Literal["off", "advisory", "mandatory"] = "off"
+    agents: AgentRules = AgentRules()
+    programs: ProgramRules = ProgramRules()
+    outputs: OutputRules = OutputRules()
+    approval_above: float | None = Field(None, ge=0, le=1)
     redact: Annotated[tuple[str, ...], BeforeValidator(_one_or_many)] = ()
 
     @field_validator("redact")
     @classmethod
     def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for p in value:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"redact: {p!r} is not a regular expression: {exc}") from None
-            if re.fullmatch(p, ""):
-                raise ValueError(f"redact: {p!r} matches empty text: it would redact nothing")
-        return value
+        return _regexes(value, "redact")
 
 
 class Resources(_Model):
@@ -550,6 +587,9 @@ class Step(_Model):
     )
     recovery: Recovery | None = Field(None, description="what to try when it fails for good")
     critical: bool = Field(True, description="false: recovery may skip it")
+    risk: float = Field(
+        0.0, ge=0, le=1, description="above the policy's approval_above: approved first"
+    )
     compensate: str | None = Field(None, description="the agent that undoes it (rollback)")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -33,6 +33,7 @@ from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
 from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
+from counterpoint.policy.guardian import Guardian, guarded
 from counterpoint.scheduler.adapting import Adapter, ask_early
 from counterpoint.scheduler.caching import OutputCache
 from counterpoint.scheduler.clock import Clock, Timer
@@ -150,6 +151,8 @@ class Engine:
             self.patterns = PatternRuntime(
                 workflow, self.graph, workflow.base_dir, self.outputs, self._end_of, max_conc
             )
+        policy = workflow.policy
+        self.guardian = Guardian(policy) if policy.mode != "off" else None
         self._agents = self._step_agents(agents)
         self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout for s in steps]
         self._retries: list[RetryPolicy] = [s.retries or defaults.retries for s in steps]
@@ -367,6 +370,8 @@ class Engine:
             self.hub.poll_due = True  # events sent before the run (or while it was down)
         if self._deadline is not None:
             self.replanner.check_timeline()  # late from the start?
+        if self.guardian is not None and self.guardian.mode == "advisory":
+            self._advise()
         res = self.resources
         if res is not None:
             res.wall_offset = wall0 - self._t0
@@ -456,6 +461,26 @@ class Engine:
             await self._commit()
         self._t_end = self.clock.now()
 
+    def _advise(self) -> None:
+        """An advisory policy: what a mandatory one would refuse or hold, said as events."""
+        guardian = self.guardian
+        assert guardian is not None
+        for v in guardian.violations(self.workflow):
+            self._emit("", "policy_violation", v.to_json())
+        for s in self._steps:
+            if guardian.needs_approval(s.risk):
+                threshold = guardian.policy.approval_above
+                self._emit(
+                    s.id,
+                    "policy_violation",
+                    {
+                        "rule": "approval_above",
+                        "message": f"step {s.id!r} has risk {s.risk:g}, above {threshold:g}: "
+                        "a mandatory policy would wait for approval",
+                        "at": f"steps.{s.id}",
+                    },
+                )
+
     def _step_agents(self, agents: Mapping[str, Agent]) -> list[Agent]:
         """Each step's agent (joins, races); none when simulating (no agents)."""
         self._agent_map = agents
@@ -463,7 +488,7 @@ class Engine:
             return []
         patterns = self.patterns
         hedge = self.options.hedge
-        return [
+        out = [
             patterns.join_agent(i)
             if patterns is not None and s.agent == JOIN_AGENT
             else self._racer(i, agents)
@@ -471,6 +496,13 @@ class Engine:
             else agents[s.agent]
             for i, s in enumerate(self._steps)
         ]
+        guardian = self.guardian
+        if guardian is not None and guardian.mode == "mandatory":
+            threshold = guardian.policy.approval_above
+            for i, s in enumerate(self._steps):
+                if threshold is not None and guardian.needs_approval(s.risk):
+                    out[i] = guarded(out[i], s.risk, threshold)
+        return out
 
     def _racer(self, i: int, agents: Mapping[str, Agent]) -> Agent:
         """The step's agent raced against its alternatives; validity is its checkpoint."""
@@ -752,6 +784,15 @@ class Engine:
             reason = patterns.check(i, c.output)
             if reason is not None:  # the checkpoint failed: an attempt that failed
                 return Completion(i, c.attempt, Outcome.FAILED, c.started, c.finished, error=reason)
+        guardian = self.guardian
+        if guardian is not None and not self.virtual:
+            broken = guardian.check_output(self.records[i].id, c.output)
+            if broken is not None:
+                self._emit(self.records[i].id, "policy_violation", broken.to_json())
+                if guardian.mode == "mandatory":
+                    return Completion(
+                        i, c.attempt, Outcome.FAILED, c.started, c.finished, error=broken.message
+                    )
         journal = self.journal
         if journal is not None:
             try:
@@ -809,7 +850,9 @@ class Engine:
         sched = self.scheduler
         journal = self.journal
         patterns = self.patterns
-        if c.outcome is Outcome.SUCCEEDED and (patterns is not None or journal is not None):
+        if c.outcome is Outcome.SUCCEEDED and (
+            patterns is not None or journal is not None or self.guardian is not None
+        ):
             c = self._vet(c)
         if c.outcome is Outcome.SUCCEEDED:
             self._succeeded(c, rec)
