@@ -38,7 +38,7 @@ from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.load import load
 from counterpoint.model.workflow import Workflow
 from counterpoint.observe.base import RunObserver
-from counterpoint.policy.redact import Redactor
+from counterpoint.policy.redact import REDACTED, SECRET_NAME, Redactor
 from counterpoint.scheduler.clock import Clock, RealClock
 from counterpoint.scheduler.engine import Engine, Priority, RunOptions, new_run_id
 from counterpoint.scheduler.planning import DEFAULT_BUDGET_S
@@ -262,7 +262,7 @@ async def _start_journal(
                     [Problem(f"input {name!r} is not JSON, so a durable run cannot keep it")]
                 ) from None
     text = definition(wf)
-    redactor = Redactor.from_environment(wf.policy.redact)
+    redactor = Redactor.for_run(wf.policy.redact, values)
     await store.create_run(
         RunInfo(
             run_id=run_id,
@@ -388,13 +388,15 @@ async def resume(
     clock: Clock | None = None,
     backend: Callable[[Clock], Backend] | None = None,
     on_engine: Callable[[Engine], None] | None = None,
+    inputs: Mapping[str, object] | None = None,
 ) -> RunResult:
     """Go on with a run that crashed, was killed, interrupted or failed.
 
     Steps whose success is in the journal are not run again (their outputs are used); a step
     that was running runs again with the same idempotency key and the next attempt number.
     ``workflow`` defaults to the file the run started from; if its definition changed,
-    ``CannotResume`` shows what changed, unless ``force``.
+    ``CannotResume`` shows what changed, unless ``force``. ``inputs``: secret inputs (whose
+    names contain KEY, TOKEN, SECRET or PASSWORD), which the store did not keep, given again.
     """
     info = await store.get_run(run_id)
     if info.status == "succeeded":
@@ -417,6 +419,13 @@ async def resume(
                 "steps that succeeded are kept"
             )
     agents = build_agents(wf)
+    values = {**info.inputs, **(inputs or {})}
+    lost = sorted(k for k, v in values.items() if v == REDACTED and SECRET_NAME.search(k))
+    if lost:
+        raise CannotResume(
+            f"run {info.run_id}: the secret input(s) {', '.join(lost)} were not kept: give "
+            "them again (counterpoint resume RUN_ID --input NAME=VALUE; inputs= in Python)"
+        )
     entries = await store.entries(info.run_id)
     sessions = sum(e.kind == "run-started" for e in entries)
     saved = info.options
@@ -458,7 +467,7 @@ async def resume(
         store,
         info.run_id,
         seq=entries[-1].seq if entries else 0,
-        redactor=Redactor.from_environment(wf.policy.redact),
+        redactor=Redactor.for_run(wf.policy.redact, values),
     )
     journal.event(
         None, "run-started", {**_options_json(options), "resumed": True}, attempt=sessions + 1
@@ -474,7 +483,7 @@ async def resume(
     return await _drive(
         wf,
         agents,
-        dict(info.inputs),
+        values,
         options,
         info.run_id,
         observers,

@@ -135,3 +135,43 @@ steps:
         assert SECRET not in both and CARD not in both
     raw = b"".join(p.read_bytes() for p in (tmp_path / "h").iterdir() if p.is_file())
     assert SECRET.encode() not in raw and CARD.encode() not in raw
+
+
+def test_a_secret_input_is_not_kept_and_a_resume_is_given_it_again(tmp_path: Path) -> None:
+    seen: list[object] = []
+    failing = [True]
+
+    async def use(ctx: cp.StepContext) -> object:
+        seen.append(ctx.input)
+        if failing[0]:
+            raise cp.StepFailed(f"refused {ctx.input}", retryable=False)
+        return "ok"
+
+    b = cp.WorkflowBuilder("secret-input")
+    token = b.input("api_token", type="string")
+    b.agent("use", function=use)
+    b.step("a", agent="use", input=token)
+    wf = b.build()
+    store = cp.open_store(tmp_path / "s")
+    value = "tok-0123456789abcdef"
+
+    async def main() -> tuple[cp.RunResult, str, cp.RunResult]:
+        try:
+            first = await cp.run(wf, store=store, inputs={"api_token": value})
+            with pytest.raises(cp.CannotResume) as info:
+                await cp.resume(first.run_id, store=store, workflow=wf)
+            failing[0] = False
+            again = await cp.resume(
+                first.run_id, store=store, workflow=wf, inputs={"api_token": value}
+            )
+            return first, str(info.value), again
+        finally:
+            await store.close()
+
+    first, refused, again = asyncio.run(main())
+    assert first.status is cp.RunStatus.FAILED
+    assert "the secret input(s) api_token were not kept" in refused
+    assert again.status is cp.RunStatus.SUCCEEDED
+    assert seen == [value, value]  # the agent got the real value both times
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "s").iterdir() if p.is_file())
+    assert value.encode() not in raw

@@ -664,10 +664,25 @@ def resume(
     ] = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A secret input (its name has KEY, TOKEN, SECRET or PASSWORD), which the "
+            "store did not keep, as NAME=VALUE; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Go on with a run that crashed, was killed, interrupted or failed: steps that succeeded
     are not run again; a step that was running runs again (same idempotency key, next
     attempt). Refused if the workflow changed, unless --force."""
+    given: dict[str, object] = {}
+    for item in inputs or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--input")
+        given[name] = value
     the_store = _open_store(store)
     info, states = asyncio.run(_run_and_states(the_store, run_id))
     if info.status == "succeeded":
@@ -697,6 +712,7 @@ def resume(
             cache=not no_cache,
             observers=observers,
             on_engine=keep,
+            inputs=given,
         )
 
     result = _drive(go, the_store)

@@ -1,9 +1,10 @@
 """Keeping secrets out of everything a run writes or shows.
 
-A secret is the value of an environment variable whose name contains KEY, TOKEN, SECRET or
-PASSWORD (any case; values shorter than ``MIN_SECRET`` characters are left alone, so that a
-flag such as ``USE_KEYRING=1`` does not blank every ``1``), or any text matching one of the
-workflow's ``policy: {redact: [...]}`` patterns (regular expressions). Each is replaced by
+A secret is the value of an environment variable or a run's input whose name contains KEY,
+TOKEN, SECRET or PASSWORD (any case; values shorter than ``MIN_SECRET`` characters are left
+alone, so that a flag such as ``USE_KEYRING=1`` does not blank every ``1``), or any text
+matching one of the workflow's ``policy: {redact: [...]}`` patterns (regular expressions).
+A secret input is not kept: a resumed run is given it again. Each is replaced by
 ``[redacted]`` in the journal (entries, the stored definition and inputs, the run's error),
 in the CLI's JSON and progress lines, and in agents' log records.
 """
@@ -49,6 +50,16 @@ class Redactor:
         ``patterns``."""
         env = os.environ if env is None else env
         return cls((v for k, v in env.items() if SECRET_NAME.search(k)), patterns)
+
+    @classmethod
+    def for_run(cls, patterns: Iterable[str], inputs: Mapping[str, object]) -> Redactor:
+        """The environment's secrets, the run's inputs whose names say they are secrets, and
+        ``patterns``."""
+        secret_inputs = [
+            v for k, v in inputs.items() if SECRET_NAME.search(k) and isinstance(v, str)
+        ]
+        env = [v for k, v in os.environ.items() if SECRET_NAME.search(k)]
+        return cls([*env, *secret_inputs], patterns)
 
     def __bool__(self) -> bool:
         return self._re is not None
