@@ -393,6 +393,213 @@ def test_a_name_not_found_when_there_are_none(project: Path, home: Path) -> None
     )
 
 
+# --- an agent's own folder of subagent files ---------------------------------------------
+
+
+def _put_in(folder: Path, file: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_own_folder_is_searched_first(project: Path, home: Path) -> None:
+    own = _put_in(project / "agents", "r.md", _md("reviewer", "own reviewer")).parent
+    _put_in(project / "agents", "w.md", _md("writer", "own writer"))
+    _put(project, "r.md", _md("reviewer", "project reviewer"))
+    _put(project, "c.md", _md("critic", "project critic"))
+    _put(home, "r.md", _md("reviewer", "home reviewer"))
+    _put(home, "p.md", _md("planner", "home planner"))
+    flows = project / "flows"
+    flows.mkdir()
+    assert subagent_folders(flows, home, "../agents") == [
+        own,
+        project / ".claude" / "agents",
+        home.resolve() / ".claude" / "agents",
+    ]
+    found = find_subagents(flows, home, "../agents")
+    assert {name: s.description for name, s in found.items()} == {
+        "reviewer": "own reviewer",
+        "writer": "own writer",
+        "critic": "project critic",
+        "planner": "home planner",
+    }
+    assert find_subagent("reviewer", flows, home, "../agents").path == own / "r.md"
+    assert find_subagent("critic", flows, home, "../agents").description == "project critic"
+    assert find_subagent("planner", flows, home, "../agents").description == "home planner"
+    # without it, nothing changes
+    assert find_subagent("reviewer", flows, home).description == "project reviewer"
+    with pytest.raises(AgentConfigError, match="no subagent 'writer'"):
+        find_subagent("writer", flows, home)
+
+
+def test_an_absolute_own_folder_and_one_outside_any_project(tmp_path: Path, home: Path) -> None:
+    own = _put_in(tmp_path / "shared" / "agents", "r.md", _md("reviewer", "shared")).parent
+    work = tmp_path / "work"
+    work.mkdir()
+    assert find_subagent("reviewer", work, home, str(own)).description == "shared"
+    assert find_subagent("reviewer", work, home, own).path == own / "r.md"
+    assert subagent_folders(work, home, own)[0] == own
+
+
+def test_an_own_folder_that_is_a_searched_folder_is_listed_once(project: Path, home: Path) -> None:
+    _put(project, "r.md", _md("reviewer"))
+    assert subagent_folders(project, home, ".claude/agents") == [
+        project / ".claude" / "agents",
+        home.resolve() / ".claude" / "agents",
+    ]
+    assert subagent_folders(project, home, home / ".claude" / "agents") == [
+        home.resolve() / ".claude" / "agents",
+        project / ".claude" / "agents",
+    ]
+    assert list(find_subagents(project, home, ".claude/agents")) == ["reviewer"]
+
+
+@pytest.mark.parametrize("make", ["nothing", "file"])
+def test_an_own_folder_that_is_not_a_folder_is_an_error_naming_it(
+    project: Path, home: Path, make: str
+) -> None:
+    _put(project, "r.md", _md("reviewer"))  # found elsewhere: still an error
+    if make == "file":
+        (project / "agents").write_text("not a folder")
+    what = "does not exist" if make == "nothing" else "is not a folder"
+    relative = f"the subagent folder {project / 'agents'} {what} ('agents', read from {project})"
+    for call in (
+        lambda: find_subagent("reviewer", project, home, "agents"),
+        lambda: find_subagents(project, home, "agents"),
+    ):
+        with pytest.raises(AgentConfigError) as info:
+            call()
+        assert str(info.value) == relative
+    absolute = project / "agents"
+    with pytest.raises(AgentConfigError) as info:
+        find_subagent("reviewer", project, home, str(absolute))
+    assert str(info.value) == f"the subagent folder {absolute} {what}"
+
+
+def test_a_name_not_found_names_the_own_folder_too(project: Path, home: Path) -> None:
+    _put_in(project / "agents", "w.md", _md("writer"))
+    with pytest.raises(AgentConfigError) as info:
+        find_subagent("writr", project, home, "agents")
+    assert str(info.value) == (
+        "no subagent 'writr' (did you mean 'writer'?); found: writer (looked in "
+        f"{project / 'agents'}, {project / '.claude' / 'agents'} and "
+        f"{home.resolve() / '.claude' / 'agents'})"
+    )
+
+
+def test_the_own_folder_s_rules_are_a_folder_s_rules(project: Path, home: Path) -> None:
+    own = project / "agents"
+    first = _put_in(own, "a.md", _md("reviewer"))
+    second = _put_in(own, "b.md", _md("reviewer", "newer"))
+    _put(project, "r.md", _md("reviewer", "project"))
+    with pytest.raises(AgentConfigError, match=r"two subagents are called 'reviewer'") as info:
+        find_subagent("reviewer", project, home, "agents")
+    assert str(first) in str(info.value) and str(second) in str(info.value)
+    second.unlink()
+    first.write_text("---\nname: reviewer\ndescription: mine\n---\n\n", encoding="utf-8")
+    with pytest.raises(AgentConfigError, match=r"subagent 'reviewer' cannot be read"):
+        find_subagent("reviewer", project, home, "agents")  # never the project's instead
+    _put_in(own, "notes.txt", "not a subagent")
+    (own / "archive").mkdir()
+    _put_in(own / "archive", "old.md", _md("old"))
+    first.unlink()
+    assert sorted(find_subagents(project, home, "agents")) == ["reviewer"]  # the project's
+
+
+def test_a_workflow_runs_a_subagent_from_its_own_folder(project: Path) -> None:
+    own = _put_in(project / "agents", "reviewer.md", _md("reviewer", "own", model="gpt-own"))
+    _put(project, "reviewer.md", _md("reviewer", "project", body="Not this one."))
+    flows = project / "flows"
+    flows.mkdir()
+    echo = _echo(project)
+    wf_file = _workflow(
+        flows,
+        f"""
+        name: review
+        agents:
+          rev: {{kind: subagent, name: reviewer, folder: ../agents, via: command,
+                 command: ["{PY}", "{echo}"]}}
+        steps:
+          - {{id: review, agent: rev, input: the diff}}
+        """,
+    )
+    result = cp.run_sync(cp.load(wf_file))
+    assert result.status is cp.RunStatus.SUCCEEDED, result.steps["review"].error
+    assert result.outputs["review"] == {"stdin": f"{BODY}\n\nthe diff", "argv": []}
+    # through the llm kind: the file's body is the system prompt, its model the model
+    spec = AgentSpec.model_validate(
+        {"kind": "subagent", "name": "reviewer", "folder": str(own.parent)}
+    )
+    agent = build_agent("rev", spec, flows)
+    assert isinstance(agent, SubagentAgent)
+    assert agent.subagent.path == own
+    assert agent.description == "own"
+    options = _llm_options(agent)
+    assert (options.system, options.model) == (BODY, "gpt-own")
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        (
+            "{kind: subagent, name: reviewer, folder: nope}",
+            "4:41: agent 'rev' (subagent): folder: the subagent folder {project}/nope does not "
+            "exist ('nope', read from {project})",
+        ),
+        (
+            "{kind: subagent, name: reviwer, folder: nope}",  # the name is not checked too
+            "4:40: agent 'rev' (subagent): folder: the subagent folder {project}/nope does not "
+            "exist ('nope', read from {project})",
+        ),
+        (
+            "{kind: subagent, name: reviewer, folder: ''}",
+            "4:41: agent 'rev' (subagent): folder: string should have at least 1 character, got ''",
+        ),
+        (
+            "{kind: subagent, name: writr, folder: agents}",
+            "4:25: agent 'rev' (subagent): name: no subagent 'writr' (did you mean 'writer'?); "
+            "found: reviewer, writer (looked in {project}/agents, {project}/.claude/agents and "
+            "{home}/.claude/agents)",
+        ),
+    ],
+)
+def test_mistakes_with_the_own_folder_are_placed_in_the_workflow(
+    project: Path, home: Path, agent: str, expected: str
+) -> None:
+    _put(project, "reviewer.md", _md("reviewer"))
+    _put_in(project / "agents", "writer.md", _md("writer"))
+    wf_file = project / "wf.yaml"
+    wf_file.write_text(
+        f"name: review\nagents:\n  pass: {{kind: noop}}\n  rev: {agent}\n"
+        "steps:\n  - {id: s, agent: rev}\n",
+        encoding="utf-8",
+    )
+    assert _problems(wf_file) == [expected.format(project=project, home=home.resolve())]
+
+
+def test_the_own_folder_is_checked_again_when_the_agent_is_built(project: Path) -> None:
+    own = _put_in(project / "agents", "reviewer.md", _md("reviewer", model="gpt-x")).parent
+    wf_file = _workflow(
+        project,
+        """
+        name: review
+        agents:
+          rev: {kind: subagent, name: reviewer, folder: agents, stand_in: "os:getcwd"}
+        steps:
+          - {id: review, agent: rev}
+        """,
+    )
+    wf = cp.load(wf_file)  # valid now
+    (own / "reviewer.md").unlink()
+    own.rmdir()
+    with pytest.raises(cp.WorkflowInvalid) as info:
+        cp.run_sync(wf)
+    message = str(info.value)
+    assert message.startswith(f"{wf_file}: agent 'rev': ")
+    assert f"the subagent folder {own} does not exist ('agents', read from {project})" in message
+
+
 # --- kind: subagent via a command --------------------------------------------------------
 
 ECHO = """\

@@ -14,10 +14,13 @@ Other keys are kept in ``Subagent.extra``. Every mistake is reported as
 ``FILE:LINE:COL: message`` (``SubagentInvalid``, a ``WorkflowInvalid``), all of a file's at
 once; a YAML error is placed where it is in the file.
 
-Where they are found (:func:`find_subagents`): the project's ``.claude/agents/*.md`` — the
-project being the workflow's folder or the nearest parent that has a ``.git`` or ``.claude``
-folder — then the user's ``~/.claude/agents/*.md``. A name in the project hides the same name
-in the home folder; two files of one folder with the same name are an error.
+Where they are found (:func:`find_subagents`): first the agent's own ``folder`` when it gives
+one (relative to the workflow's folder, or absolute: a folder of subagent files with any name,
+such as a repository's ``agents/``), then the project's ``.claude/agents/*.md`` — the project
+being the workflow's folder or the nearest parent that has a ``.git`` or ``.claude`` folder —
+then the user's ``~/.claude/agents/*.md``. A name found in an earlier folder hides the same
+name in later ones; two files of one folder with the same name are an error; a ``folder`` that
+does not exist is an error naming it.
 
 ``kind: subagent`` runs one (options: :class:`SubagentOptions`):
 
@@ -43,7 +46,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.agents.llm import LLM, LlmOptions
 from counterpoint.agents.program import PROGRAM, ProgramOptions
-from counterpoint.errors import AgentConfigError, Problem, StepFailed, WorkflowInvalid
+from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
 
 # The workflow loader's YAML reading (YAML 1.2 core scalars, libyaml's errors in plain words,
 # duplicate keys refused), reused so that front matter reads exactly as workflows do.
@@ -319,24 +321,45 @@ def _describe(value: object) -> str:
 # --- discovery -------------------------------------------------------------------------
 
 
-def subagent_folders(base_dir: str | Path, home: str | Path | None = None) -> list[Path]:
-    """The folders searched, first the project's then the user's (whether they exist or not).
+def subagent_folders(
+    base_dir: str | Path, home: str | Path | None = None, folder: str | Path | None = None
+) -> list[Path]:
+    """The folders searched, in order, whether they exist or not: ``folder`` (relative to
+    ``base_dir``, or absolute) when given, the project's, then the user's.
 
     The project is ``base_dir`` or the nearest parent that has a ``.git`` or ``.claude``
-    folder; without one up to the filesystem root, only the user's folder is searched.
+    folder; without one up to the filesystem root, only the user's folder is searched. A
+    folder is listed once, at its first place.
     """
     folders: list[Path] = []
+    if folder is not None:
+        folders.append(_own_folder(folder, base_dir))
     start = Path(base_dir).resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists() or (folder / ".claude").is_dir():
-            folders.append(folder / ".claude" / "agents")
+    for parent in (start, *start.parents):
+        if (parent / ".git").exists() or (parent / ".claude").is_dir():
+            folders.append(parent / ".claude" / "agents")
             break
     user = _home(home)
     if user is not None:
-        mine = user / ".claude" / "agents"
-        if not folders or folders[0] != mine:  # the project is the home folder itself
-            folders.append(mine)
-    return folders
+        folders.append(user / ".claude" / "agents")  # the project may be the home folder
+    return list(dict.fromkeys(folders))
+
+
+def _own_folder(folder: str | Path, base_dir: str | Path) -> Path:
+    """An agent's ``folder`` of subagent files as an absolute path (a relative one is read
+    from ``base_dir``, the workflow's folder)."""
+    return (Path(base_dir) / folder).resolve()
+
+
+def _missing(folder: str | Path, base_dir: str | Path) -> str | None:
+    """Why an agent's ``folder`` cannot be searched, or ``None`` when it can."""
+    path = _own_folder(folder, base_dir)
+    if path.is_dir():
+        return None
+    what = "is not a folder" if path.exists() else "does not exist"
+    if Path(folder).is_absolute():
+        return f"the subagent folder {path} {what}"
+    return f"the subagent folder {path} {what} ({str(folder)!r}, read from {Path(base_dir)})"
 
 
 def _home(home: str | Path | None) -> Path | None:
@@ -363,17 +386,23 @@ def _duplicate(name: str, reads: list[_Read]) -> Problem:
     )
 
 
-def find_subagents(base_dir: str | Path, home: str | Path | None = None) -> dict[str, Subagent]:
-    """Every subagent of the project and of the user, by name (the project's first).
+def find_subagents(
+    base_dir: str | Path, home: str | Path | None = None, folder: str | Path | None = None
+) -> dict[str, Subagent]:
+    """Every subagent of ``folder`` (when given), the project and the user, by name (from the
+    first folder that has it).
 
     ``home`` is the user's home folder (default: ``~``). Raises ``SubagentInvalid`` when a
-    file cannot be read or two files of one folder have the same name.
+    file cannot be read or two files of one folder have the same name, and
+    ``AgentConfigError`` when ``folder`` is not a folder.
     """
+    if folder is not None and (why := _missing(folder, base_dir)) is not None:
+        raise AgentConfigError(why)
     found: dict[str, Subagent] = {}
     problems: list[Problem] = []
-    for folder in subagent_folders(base_dir, home):
+    for searched in subagent_folders(base_dir, home, folder):
         here: dict[str, list[_Read]] = {}
-        for read in _scan(folder):
+        for read in _scan(searched):
             problems.extend(read.problems)
             if read.subagent is not None:
                 here.setdefault(read.subagent.name, []).append(read)
@@ -384,16 +413,24 @@ def find_subagents(base_dir: str | Path, home: str | Path | None = None) -> dict
     return found
 
 
-def find_subagent(name: str, base_dir: str | Path, home: str | Path | None = None) -> Subagent:
-    """The subagent called ``name`` (the project's before the user's); raises
-    ``AgentConfigError`` saying what was found instead.
+def find_subagent(
+    name: str,
+    base_dir: str | Path,
+    home: str | Path | None = None,
+    folder: str | Path | None = None,
+) -> Subagent:
+    """The subagent called ``name`` (``folder``'s before the project's before the user's);
+    raises ``AgentConfigError`` saying what was found instead, or that ``folder`` is not a
+    folder.
 
     Unlike :func:`find_subagents` a broken file elsewhere does not matter: only files that
     claim the name (by their front matter, or by their file name when it cannot be read)
     and, when the name is not found, the list of files that could not be read.
     """
-    folders = subagent_folders(base_dir, home)
-    scanned = [(folder, _scan(folder)) for folder in folders]
+    if folder is not None and (why := _missing(folder, base_dir)) is not None:
+        raise AgentConfigError(why)
+    folders = subagent_folders(base_dir, home, folder)
+    scanned = [(searched, _scan(searched)) for searched in folders]
     for _folder, reads in scanned:
         claims = [r for r in reads if (r.name or r.path.stem) == name]
         broken = [p for r in claims for p in r.problems]
@@ -407,7 +444,7 @@ def find_subagent(name: str, base_dir: str | Path, home: str | Path | None = Non
             assert claims[0].subagent is not None
             return claims[0].subagent
     names = sorted({r.subagent.name for _f, reads in scanned for r in reads if r.subagent})
-    where = " and ".join(str(f) for f in folders) or "no folder (no home folder either)"
+    where = _and([str(f) for f in folders]) or "no folder (no home folder either)"
     message = f"no subagent {name!r}{did_you_mean(name, names)}"
     message += f"; found: {', '.join(names)}" if names else "; none found"
     message += f" (looked in {where})"
@@ -415,6 +452,10 @@ def find_subagent(name: str, base_dir: str | Path, home: str | Path | None = Non
     if unreadable:
         message += "; these files could not be read:\n" + "\n".join(map(str, unreadable))
     raise AgentConfigError(message)
+
+
+def _and(items: list[str]) -> str:
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # --- the agent kind --------------------------------------------------------------------
@@ -439,6 +480,13 @@ class SubagentOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Before name: name's check searches it (a validator sees only the fields before it).
+    folder: str | None = Field(
+        None,
+        min_length=1,
+        description="a folder of subagent files searched first, before .claude/agents of the "
+        "project and of the home folder; relative to the workflow's folder, or absolute",
+    )
     name: str = Field(min_length=1, description="the subagent's name (its file's `name`)")
     via: Literal["llm", "command"] = Field(
         "llm", description="llm: the llm kind; command: a program such as [claude, -p]"
@@ -478,13 +526,23 @@ class SubagentOptions(BaseModel):
             )
         return value
 
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base_dir = (info.context or {}).get("base_dir")
+        if value is not None and base_dir is not None:
+            why = _missing(value, base_dir)
+            if why is not None:
+                raise ValueError(why)
+        return value
+
     @field_validator("name")
     @classmethod
     def _exists(cls, value: str, info: ValidationInfo) -> str:
         base_dir = (info.context or {}).get("base_dir")
-        if base_dir is not None:
+        if base_dir is not None and "folder" in info.data:  # else the folder is wrong
             try:
-                find_subagent(value, base_dir)
+                find_subagent(value, base_dir, folder=info.data["folder"])
             except AgentConfigError as exc:
                 raise ValueError(str(exc)) from None
         return value
@@ -560,25 +618,6 @@ def render_prompt(system_prompt: str, ctx: StepContext) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
-# Runs the command with the prompt on stdin as text: the program kind sends JSON, so this
-# reads it, puts the text in an unlinked temporary file as stdin and execs the command (same
-# process, so the program kind's process group, timeout and kill handling all apply).
-_STDIN_SHIM = """\
-import json, os, sys, tempfile
-text = json.loads(sys.stdin.buffer.read())
-f = tempfile.TemporaryFile()
-f.write(text.encode("utf-8"))
-f.seek(0)
-os.dup2(f.fileno(), 0)
-argv = sys.argv[1:]
-try:
-    os.execvp(argv[0], argv)
-except OSError as exc:
-    sys.stderr.write(f"cannot start {argv[0]!r}: {exc.strerror or exc}\\n")
-    sys.exit(127)
-"""
-
-
 def _literal(arg: str) -> str:
     """A command element as a program argv template that renders to itself."""
     return arg.replace("${{", "$${{")
@@ -613,22 +652,7 @@ class SubagentAgent:
         if self.command is None:
             return await self.inner(ctx)
         prompt = render_prompt(self.subagent.system_prompt, ctx)
-        try:
-            return await self.inner(dataclasses.replace(ctx, input=prompt))
-        except StepFailed as exc:
-            raise self._plain(exc) from None
-
-    def _plain(self, exc: StepFailed) -> StepFailed:
-        """The shim's failures in the words of the command itself."""
-        assert self.command is not None
-        message = str(exc)
-        shim = f"{sys.executable} "
-        if PROMPT_ARG in self.command or not message.startswith(shim):
-            return exc
-        rest = message[len(shim) :]
-        if rest.startswith("exited with code 127: cannot start "):
-            return StepFailed(rest.split(": ", 1)[1].split("\n", 1)[0], retryable=False)
-        return StepFailed(f"{self.command[0]} {rest}", retryable=exc.retryable)
+        return await self.inner(dataclasses.replace(ctx, input=prompt))
 
 
 class SubagentKind:
@@ -638,17 +662,13 @@ class SubagentKind:
 
     def build(self, spec: AgentSpec, options: BaseModel, base_dir: Path) -> Agent:
         assert isinstance(options, SubagentOptions)
-        subagent = find_subagent(options.name, base_dir)
+        subagent = find_subagent(options.name, base_dir, folder=options.folder)
         description = spec.description or subagent.description
         if options.via == "command":
             assert options.command is not None
             command = options.command
-            if PROMPT_ARG in command:
-                argv = ["${{ input }}" if a == PROMPT_ARG else _literal(a) for a in command]
-                stdin: Literal["json", "none"] = "none"
-            else:
-                argv = [sys.executable, "-I", "-c", _STDIN_SHIM, *map(_literal, command)]
-                stdin = "json"
+            argv = ["${{ input }}" if a == PROMPT_ARG else _literal(a) for a in command]
+            stdin: Literal["text", "none"] = "none" if PROMPT_ARG in command else "text"
             program = ProgramOptions(
                 argv=argv,
                 stdin=stdin,
