@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from counterpoint.agents.base import Agent, StepContext
@@ -62,7 +61,7 @@ from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
 
 # The workflow loader's YAML reading (YAML 1.2 core scalars, libyaml's errors in plain words,
 # duplicate keys refused), reused so that front matter reads exactly as workflows do.
-from counterpoint.model.load import _Loader, _structure_problems, _syntax_problem
+from counterpoint.model.load import parse_yaml
 from counterpoint.model.locate import YamlPositions
 from counterpoint.model.messages import did_you_mean
 from counterpoint.model.workflow import AgentSpec, Duration
@@ -197,27 +196,16 @@ def _parse(text: str, path: Path, file: str) -> _Read:
 def _front_matter(
     text: str, file: str, problems: list[Problem]
 ) -> tuple[dict[str, object] | None, YamlPositions | None]:
-    loader = _Loader(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            problems.append(
-                Problem("the front matter is empty: it needs name and description", file, 2, 1)
-            )
-            return None, None
-        found = _structure_problems(root, file)
-        if found:
-            problems.extend(found)
-            return None, None
-        data = loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        problems.append(_syntax_problem(exc, file))
+        root, data = parse_yaml(text, file, line=2)
+    except WorkflowInvalid as exc:
+        problems.extend(exc.problems)
         return None, None
-    except yaml.YAMLError as exc:
-        problems.append(Problem(f"YAML error: {exc}", file, 2, 1))
+    if root is None:
+        problems.append(
+            Problem("the front matter is empty: it needs name and description", file, 2, 1)
+        )
         return None, None
-    finally:
-        loader.dispose()
     where = YamlPositions(file, root)
     if not isinstance(data, dict):
         problems.append(

@@ -81,11 +81,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from counterpoint.errors import ImportFormatError
+from counterpoint.errors import ImportFormatError, WorkflowInvalid
 from counterpoint.importers.common import agent_name
-from counterpoint.model.load import _Loader, _structure_problems, _syntax_problem
+from counterpoint.model.load import parse_yaml
 from counterpoint.model.locate import YamlPositions
 from counterpoint.model.messages import did_you_mean
 
@@ -157,22 +155,13 @@ def reads(
     kind = dict(DEFAULT_AGENT_KIND if agent_kind is None else agent_kind)
     if not isinstance(kind.get("kind"), str):
         raise ValueError(f"agent_kind needs a 'kind', got {kind!r}")
-    loader = _Loader(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            raise TemplateError(file, 1, 1, "the template is empty: it needs phases")
-        problems = sorted(_structure_problems(root, file), key=lambda p: (p.line, p.column))
-        if problems:
-            raise TemplateError(file, problems[0].line, problems[0].column, problems[0].message)
-        data = loader.construct_document(root)
-    except yaml.MarkedYAMLError as exc:
-        p = _syntax_problem(exc, file)
-        raise TemplateError(file, p.line, p.column, p.message) from None
-    except yaml.YAMLError as exc:
-        raise TemplateError(file, 1, 1, f"YAML error: {exc}") from None
-    finally:
-        loader.dispose()
+        root, data = parse_yaml(text, file)
+    except WorkflowInvalid as exc:
+        first = min(exc.problems, key=lambda p: (p.line or 0, p.column or 0))
+        raise TemplateError(file, first.line or 1, first.column or 1, first.message) from None
+    if root is None:
+        raise TemplateError(file, 1, 1, "the template is empty: it needs phases")
     return _Importer(file, YamlPositions(file, root), kind).run(data)
 
 

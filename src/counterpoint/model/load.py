@@ -22,7 +22,7 @@ from counterpoint.model.messages import explain_error
 from counterpoint.model.validate import check
 from counterpoint.model.workflow import Workflow
 
-__all__ = ["load", "loads", "workflow_from_data"]
+__all__ = ["load", "loads", "parse_yaml", "workflow_from_data"]
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -75,24 +75,33 @@ def loads(text: str, file: str = "<string>") -> Workflow:
         return _loads(text, file)
 
 
-def _loads(text: str, file: str) -> Workflow:
+def parse_yaml(text: str, file: str, line: int = 1) -> tuple[yaml.Node | None, object]:
+    """One YAML 1.2 document: its node tree (``None`` when empty, for positions) and its
+    value. Syntax errors, duplicate keys, tags and the like raise ``WorkflowInvalid``, each
+    problem placed in ``file`` (``line``: where a document that is part of a file starts)."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
-            raise WorkflowInvalid(
-                [Problem("the file is empty: a workflow needs at least name and steps", file, 1, 1)]
-            )
+            return None, None
         problems = _structure_problems(root, file)
         if problems:
             raise WorkflowInvalid(problems)
-        data = loader.construct_document(root)
+        return root, loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         raise WorkflowInvalid([_syntax_problem(exc, file)]) from None
     except yaml.YAMLError as exc:
-        raise WorkflowInvalid([Problem(f"YAML error: {exc}", file, 1, 1)]) from None
+        raise WorkflowInvalid([Problem(f"YAML error: {exc}", file, line, 1)]) from None
     finally:
         loader.dispose()
+
+
+def _loads(text: str, file: str) -> Workflow:
+    root, data = parse_yaml(text, file)
+    if root is None:
+        raise WorkflowInvalid(
+            [Problem("the file is empty: a workflow needs at least name and steps", file, 1, 1)]
+        )
     base_dir = Path(file).resolve().parent if file != "<string>" else None
     workflow = workflow_from_data(data, YamlPositions(file, root), base_dir)
     workflow._text = text
