@@ -43,9 +43,20 @@ from counterpoint.errors import AgentConfigError, StepFailed
 from counterpoint.model.refs import Template, compile_template, find_references
 from counterpoint.model.workflow import AgentSpec, Duration
 
-__all__ = ["LLM", "LlmOptions"]
+__all__ = ["LLM", "LlmOptions", "refuse_api_key"]
 
 _ROOTS = {"input", "upstream", "step", "run"}
+
+
+def refuse_api_key(options: object) -> object:
+    """Options that write a key in the workflow are refused: it would be kept in the journal."""
+    if isinstance(options, dict) and "api_key" in options:
+        raise ValueError(
+            "api_key: a key is not written in the workflow (it would be kept in the "
+            "journal): put it in an environment variable and name it with api_key_env "
+            "(default OPENAI_API_KEY)"
+        )
+    return options
 
 
 class LlmOptions(BaseModel):
@@ -79,13 +90,7 @@ class LlmOptions(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_key(cls, value: object) -> object:
-        if isinstance(value, dict) and "api_key" in value:
-            raise ValueError(
-                "api_key: a key is not written in the workflow (it would be kept in the "
-                "journal): put it in an environment variable and name it with api_key_env "
-                "(default OPENAI_API_KEY)"
-            )
-        return value
+        return refuse_api_key(value)
 
     @field_validator("prompt")
     @classmethod

@@ -55,7 +55,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from counterpoint.agents.base import Agent, StepContext
-from counterpoint.agents.llm import LLM, LlmOptions
+from counterpoint.agents.llm import LLM, LlmOptions, refuse_api_key
 from counterpoint.agents.program import PROGRAM, ProgramOptions
 from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
 
@@ -63,7 +63,7 @@ from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
 # duplicate keys refused), reused so that front matter reads exactly as workflows do.
 from counterpoint.model.load import parse_yaml
 from counterpoint.model.locate import YamlPositions
-from counterpoint.model.messages import did_you_mean
+from counterpoint.model.messages import describe, did_you_mean
 from counterpoint.model.workflow import AgentSpec, Duration
 
 __all__ = [
@@ -212,7 +212,7 @@ def _front_matter(
             where.problem(
                 (),
                 "the front matter must be a mapping with keys such as name and description, "
-                f"got {_describe(data)}",
+                f"got {describe(data)}",
             )
         )
         return None, None
@@ -234,7 +234,7 @@ def _fields(
             continue
         value = data[key]
         if not isinstance(value, str):
-            problems.append(where.problem((key,), f"{key}: expected text, got {_describe(value)}"))
+            problems.append(where.problem((key,), f"{key}: expected text, got {describe(value)}"))
         elif not value.strip():
             problems.append(where.problem((key,), f"{key}: must not be empty"))
         else:
@@ -246,7 +246,7 @@ def _fields(
             where.problem(
                 ("model",),
                 "model: expected text (sonnet, opus, haiku, inherit or a model id), "
-                f"got {_describe(model)}",
+                f"got {describe(model)}",
             )
         )
     name = text.get("name")
@@ -277,7 +277,7 @@ def _tools(value: object, where: YamlPositions, problems: list[Problem]) -> list
                 problems.append(
                     where.problem(
                         ("tools", i),
-                        f"tools[{i}]: expected a tool name (text), got {_describe(item)}",
+                        f"tools[{i}]: expected a tool name (text), got {describe(item)}",
                     )
                 )
             elif item.strip():
@@ -287,23 +287,10 @@ def _tools(value: object, where: YamlPositions, problems: list[Problem]) -> list
         where.problem(
             ("tools",),
             "tools: expected tool names separated by commas (Read, Grep, Bash) or a list of "
-            f"them, got {_describe(value)}",
+            f"them, got {describe(value)}",
         )
     )
     return None
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    text = repr(value)
-    return text if len(text) < 40 else text[:37] + "..."
 
 
 # --- discovery -------------------------------------------------------------------------
@@ -506,13 +493,7 @@ class SubagentOptions(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_key(cls, value: object) -> object:
-        if isinstance(value, dict) and "api_key" in value:
-            raise ValueError(
-                "api_key: a key is not written in the workflow (it would be kept in the "
-                "journal): put it in an environment variable and name it with api_key_env "
-                "(default OPENAI_API_KEY)"
-            )
-        return value
+        return refuse_api_key(value)
 
     @field_validator("folder")
     @classmethod

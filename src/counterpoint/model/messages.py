@@ -12,7 +12,7 @@ from pydantic_core import ErrorDetails
 
 from counterpoint.model.locate import format_path
 
-__all__ = ["did_you_mean", "explain_error"]
+__all__ = ["describe", "did_you_mean", "explain_error"]
 
 Loc = tuple[str | int, ...]
 
@@ -66,17 +66,17 @@ def explain_error(err: ErrorDetails, root: type[BaseModel]) -> tuple[Loc, str, b
     prefix = f"{format_path(loc)}: " if loc else ""
     if kind in _TYPE_WORDS:
         expected = _ACCEPTS.get(field, _TYPE_WORDS[kind])
-        message = f"{prefix}expected {expected}, got {_describe(err.get('input'))}"
+        message = f"{prefix}expected {expected}, got {describe(err.get('input'))}"
     elif kind == "value_error":
         message = prefix + str(err.get("ctx", {}).get("error", err["msg"]))
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        message = f"{prefix}expected {expected}, got {_describe(err.get('input'))}"
+        message = f"{prefix}expected {expected}, got {describe(err.get('input'))}"
     else:
         msg = err["msg"].replace("Input should be", "should be")
         message = f"{prefix}{msg[:1].lower()}{msg[1:]}"
         if "input" in err:
-            message += f", got {_describe(err['input'])}"
+            message += f", got {describe(err['input'])}"
     return loc, message, False
 
 
@@ -90,7 +90,8 @@ def _where(loc: Sequence[str | int]) -> str:
     return f" in {format_path(loc)}" if loc else ""
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
+    """A value as a message names it: nothing, a mapping, a list, or its short repr."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):
