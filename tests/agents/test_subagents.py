@@ -803,7 +803,8 @@ def test_via_llm_the_body_is_the_system_prompt(project: Path) -> None:
         ("gpt-4o-mini", None, None, "gpt-4o-mini"),
         ("claude-sonnet-4-5", None, None, "claude-sonnet-4-5"),
         ("gpt-4o-mini", None, "llama3.1", "llama3.1"),
-        ("gpt-4o-mini", "qwen2.5", "llama3.1", "qwen2.5"),
+        ("gpt-4o-mini", "qwen2.5", "llama3.1", "llama3.1"),  # the environment wins
+        ("gpt-4o-mini", "qwen2.5", None, "qwen2.5"),
         ("sonnet", None, "llama3.1", "llama3.1"),
         ("Opus", "qwen2.5", None, "qwen2.5"),
         (None, None, "llama3.1", "llama3.1"),
@@ -812,7 +813,7 @@ def test_via_llm_the_body_is_the_system_prompt(project: Path) -> None:
         (None, None, None, None),
     ],
 )
-def test_via_llm_the_model_option_then_the_environment_then_the_file(
+def test_via_llm_the_environment_then_the_model_option_then_the_file(
     project: Path,
     monkeypatch: pytest.MonkeyPatch,
     file_model: str | None,

@@ -362,7 +362,7 @@ def test_against_an_endpoint_the_subagent_files_are_the_system_prompts(
     _answers(llm)
     monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback-test-key")
-    monkeypatch.setenv("COUNTERPOINT_MODEL", "llama3.2")  # the workflow's model wins
+    monkeypatch.setenv("COUNTERPOINT_MODEL", "llama3.2")  # the environment picks the model
     result = _run()
     assert result.status is cp.RunStatus.SUCCEEDED, {k: r.error for k, r in result.steps.items()}
     assert _events(result, "stand_in") == []
@@ -379,7 +379,7 @@ def test_against_an_endpoint_the_subagent_files_are_the_system_prompts(
         body = request.body
         assert request.path == llmserver.PATH
         assert request.headers["authorization"] == "Bearer sk-loopback-test-key"
-        assert body["model"] == "gpt-4o-mini"
+        assert body["model"] == "llama3.2"
         assert body["temperature"] == 0
         system, user = body["messages"]
         prompt = load_subagent(AGENTS / f"{STEP_AGENTS[step]}.md").system_prompt

@@ -25,9 +25,10 @@ does not exist is an error naming it.
 ``kind: subagent`` runs one (options: :class:`SubagentOptions`):
 
 - ``via: llm`` (default): the ``llm`` kind, with the file's body as the system prompt. The
-  model is the agent's ``model``, else ``$COUNTERPOINT_MODEL``, else the file's model unless
-  it is a Claude alias (``sonnet``, ``opus``, ``haiku``, ``inherit``: an OpenAI-compatible
-  endpoint does not know them). The llm options ``base_url``, ``base_url_env``,
+  model is ``$COUNTERPOINT_MODEL`` when set (the environment that picks the endpoint picks
+  its model), else the agent's ``model``, else the file's model unless it is a Claude alias
+  (``sonnet``, ``opus``, ``haiku``, ``inherit``: an OpenAI-compatible endpoint does not know
+  them). The llm options ``base_url``, ``base_url_env``,
   ``api_key_env``, ``temperature``, ``max_tokens``, ``timeout``, ``retries``, ``charge``,
   ``stand_in`` and ``output_schema`` are passed on.
 - ``via: command``: a program (``command: [claude, -p]``) run by the ``program`` kind. It is
@@ -553,13 +554,14 @@ class SubagentOptions(BaseModel):
 def choose_model(
     option: str | None, subagent: Subagent, env: Mapping[str, str] | None = None
 ) -> str:
-    """The model for ``via: llm``: the option, else ``$COUNTERPOINT_MODEL``, else the file's
-    unless it is a Claude alias; raises ``AgentConfigError`` saying what to set."""
+    """The model for ``via: llm``: ``$COUNTERPOINT_MODEL`` (the environment chooses the
+    endpoint, so it chooses the model too), else the agent's option, else the file's unless
+    it is a Claude alias; raises ``AgentConfigError`` saying what to set."""
     env = os.environ if env is None else env
-    if option:
-        return option
     if env.get(MODEL_ENV, "").strip():
         return env[MODEL_ENV].strip()
+    if option:
+        return option
     if subagent.model and subagent.model.lower() not in CLAUDE_MODEL_ALIASES:
         return subagent.model
     why = (
