@@ -1035,3 +1035,14 @@ def test_render_prompt_without_input_is_the_system_prompt() -> None:
     ctx = StepContext(run_id="r", step_id="s", input=None)
     assert render_prompt("sys", ctx) == "sys"
     assert render_prompt("sys", StepContext(run_id="r", step_id="s", input=0)) == "sys\n\n0"
+
+
+def test_render_prompt_says_why_earlier_answers_were_not_accepted() -> None:
+    from counterpoint.patterns.runtime import Handoff
+
+    handoff = Handoff("seq", 1, "a", "out", {"a": "out"}, {}, {}, ("too short", "no title"))
+    ctx = StepContext(run_id="r", step_id="s", input="write it", handoff=handoff)
+    assert render_prompt("sys", ctx) == (
+        "sys\n\nwrite it\n\nEarlier answers were not accepted:\n- too short\n- no title\n"
+        "Answer again, fixing this."
+    )

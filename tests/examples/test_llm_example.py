@@ -466,4 +466,9 @@ def test_against_an_endpoint_a_plan_with_a_cycle_is_checked_and_asked_again(
     assert result.outputs["dependencies"] == PLAN
     assert len(llm.requests) == 5
     first, second = (r.body for r in llm.requests[2:4])
-    assert first == second  # the same question again (an llm agent is not given the error)
+    # asked again, the agent is told why its answer was not accepted
+    assert second["messages"][:-1] == first["messages"]
+    assert second["messages"][-1] == {
+        "role": "user",
+        "content": f"Earlier answers were not accepted:\n- {error}\nAnswer again, fixing this.",
+    }

@@ -6,7 +6,8 @@ or the variables the agent names), or the base URL from the workflow; a key is n
 in the workflow, so it never reaches the journal. The user message is the ``prompt``
 template rendered with the step's input (by default the input itself, with the outputs of
 the steps it needs); ``system`` is the system prompt, to which instructions from feedback are
-added. With ``output_schema`` (JSON Schema) or ``output_model`` (``module:Model``, pydantic)
+added; an item of a sequence asked again is told why its earlier answers were not accepted.
+With ``output_schema`` (JSON Schema) or ``output_model`` (``module:Model``, pydantic)
 the model is asked for JSON, and the answer is parsed and checked before it is handed on: an
 answer that does not fit fails the attempt (the step's retries try again).
 
@@ -43,7 +44,7 @@ from counterpoint.errors import AgentConfigError, StepFailed
 from counterpoint.model.refs import Template, compile_template, find_references
 from counterpoint.model.workflow import AgentSpec, Duration
 
-__all__ = ["LLM", "LlmOptions", "refuse_api_key"]
+__all__ = ["LLM", "LlmOptions", "refuse_api_key", "rejection"]
 
 _ROOTS = {"input", "upstream", "step", "run"}
 
@@ -191,6 +192,9 @@ class _Llm:
         if system:
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": self.message(ctx)})
+        rejected = ctx.handoff.errors if ctx.handoff is not None else ()
+        if rejected:  # a sequence's earlier attempts: say why they were not accepted
+            messages.append({"role": "user", "content": rejection(rejected)})
         request: dict[str, Any] = {"model": o.model, "messages": messages}
         if o.temperature is not None:
             request["temperature"] = o.temperature
@@ -291,6 +295,12 @@ class _Llm:
         if hasattr(result, "__await__"):
             result = await result
         return result
+
+
+def rejection(errors: tuple[str, ...] | list[str]) -> str:
+    """What an agent is told when its earlier answers were not accepted."""
+    listed = "\n".join(f"- {e}" for e in errors[-3:])
+    return f"Earlier answers were not accepted:\n{listed}\nAnswer again, fixing this."
 
 
 def _short(text: object, limit: int = 300) -> str:

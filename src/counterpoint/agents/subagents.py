@@ -56,7 +56,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from counterpoint.agents.base import Agent, StepContext
-from counterpoint.agents.llm import LLM, LlmOptions, refuse_api_key
+from counterpoint.agents.llm import LLM, LlmOptions, refuse_api_key, rejection
 from counterpoint.agents.program import PROGRAM, ProgramOptions
 from counterpoint.errors import AgentConfigError, Problem, WorkflowInvalid
 
@@ -586,6 +586,8 @@ def render_prompt(system_prompt: str, ctx: StepContext) -> str:
         parts.append(ctx.input)
     elif ctx.input is not None:
         parts.append(json.dumps(ctx.input, default=str))
+    if ctx.handoff is not None and ctx.handoff.errors:
+        parts.append(rejection(ctx.handoff.errors))
     return "\n\n".join(p for p in parts if p)
 
 
