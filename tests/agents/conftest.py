@@ -1,7 +1,9 @@
-"""Helpers for the agent tests: Python modules written into tmp_path, workflows on disk."""
+"""Helpers for the agent tests: Python modules written into tmp_path, workflows on disk; for
+the subagent tests, a home folder of their own and a project folder."""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import uuid
@@ -50,3 +52,23 @@ def workflow_file(tmp_path: Path) -> Callable[[str], cp.Workflow]:
         return cp.load(path)
 
     return write
+
+
+@pytest.fixture
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder of the test's own (never the developer's ~/.claude), no model chosen
+    from the environment, no OpenAI endpoint. The subagent tests use it in every test
+    (``pytestmark = pytest.mark.usefixtures("home")``)."""
+    folder = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(folder))
+    for name in list(os.environ):
+        if name == "COUNTERPOINT_MODEL" or name.upper().startswith("OPENAI_"):
+            monkeypatch.delenv(name)
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """tmp_path as a project: it has a .git folder, and workflows are written in it."""
+    (tmp_path / ".git").mkdir()
+    return tmp_path
