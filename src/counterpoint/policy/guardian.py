@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from counterpoint.agents.base import Agent, StepContext
@@ -120,6 +121,25 @@ class Guardian:
                     f"the output of {step!r} matches the forbidden pattern {pattern.pattern!r}",
                 )
         return None
+
+    def advise(self, workflow: Workflow, emit: Callable[..., None]) -> None:
+        """An advisory policy: what a mandatory one would refuse or hold, said as
+        ``policy_violation`` events."""
+        for v in self.violations(workflow):
+            emit("", "policy_violation", v.to_json())
+        threshold = self.policy.approval_above
+        for s in workflow.steps:
+            if threshold is not None and self.needs_approval(s.risk):
+                emit(
+                    s.id,
+                    "policy_violation",
+                    {
+                        "rule": "approval_above",
+                        "message": f"step {s.id!r} has risk {s.risk:g}, above {threshold:g}: "
+                        "a mandatory policy would wait for approval",
+                        "at": f"steps.{s.id}",
+                    },
+                )
 
     def needs_approval(self, risk: float) -> bool:
         threshold = self.policy.approval_above

@@ -18,39 +18,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 from counterpoint.agents.base import Agent, StepContext
 from counterpoint.backends.base import Backend, Completion, Job, Outcome
 from counterpoint.errors import CounterpointError
 from counterpoint.events import Event, EventBus
 from counterpoint.gctools import frozen_gc
-from counterpoint.graph.analysis import levels, upward_ranks
+from counterpoint.graph.analysis import levels
 from counterpoint.graph.dag import Graph
 from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
-from counterpoint.patterns.race import RaceAgent
 from counterpoint.patterns.runtime import PatternRuntime
-from counterpoint.policy.guardian import Guardian, guarded
-from counterpoint.scheduler.adapting import Adapter, ask_early
+from counterpoint.policy.guardian import Guardian
+from counterpoint.scheduler.adapting import Adapter
 from counterpoint.scheduler.caching import OutputCache
 from counterpoint.scheduler.clock import Clock, Timer
-from counterpoint.scheduler.core import Scheduler, StepState
+from counterpoint.scheduler.core import StepState
 from counterpoint.scheduler.eventing import EventHub
 from counterpoint.scheduler.planning import (
     DEFAULT_BUDGET_S,
     PlanChoice,
-    PoolModel,
-    choose_priority,
-    efficiency_priority,
-    user_lift,
 )
 from counterpoint.scheduler.recovering import Recovery
 from counterpoint.scheduler.replanning import Replanner
-from counterpoint.scheduler.resources import ResourceManager, compile_demands
+from counterpoint.scheduler.resources import ResourceManager
 from counterpoint.scheduler.result import AgentEvent, RunResult, RunStatus, StepRecord
+from counterpoint.scheduler.setup import build_scheduler, step_agents
 from counterpoint.store.journal import Journal, OutputNotStorable, encode_output
 from counterpoint.store.replay import StepReplay
 
@@ -107,6 +103,8 @@ class Engine:
     bus: EventBus
     _held: set[int]
     _emit: Callable[..., None]  # the hub's: publish an event of the run
+    planning: PlanChoice | None  # the planned rule's choice (set by build_scheduler)
+    resources: ResourceManager | None  # pools, rate limits, budgets (set by build_scheduler)
     learned: Mapping[str, float] = MappingProxyType({})  # agents' durations from past runs
 
     def __init__(
@@ -153,7 +151,8 @@ class Engine:
             )
         policy = workflow.policy
         self.guardian = Guardian(policy) if policy.mode != "off" else None
-        self._agents = self._step_agents(agents)
+        self._agent_map = agents
+        self._agents = step_agents(self, agents)
         self._timeouts = [s.timeout if s.timeout is not None else defaults.timeout for s in steps]
         self._retries: list[RetryPolicy] = [s.retries or defaults.retries for s in steps]
         self._templates: list[Template | None] = [compile_template(s.input) for s in steps]
@@ -168,8 +167,7 @@ class Engine:
         self.error: str | None = None  # why the run stopped, when the store failed it
         done = self._restore(restored or {})
         self._base_attempts = [r.attempts for r in self.records]  # retries count from here
-        self.planning: PlanChoice | None = None
-        self.scheduler = self._make_scheduler(max_conc, done)
+        self.scheduler = build_scheduler(self, max_conc, done)  # (planning, resources too)
         self._pattern: str | None = self.options.pattern
         self._rng = random.Random(self.options.seed)
         self._inbox: deque[Completion | int | Event] = deque()
@@ -189,101 +187,6 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
-
-    def _make_scheduler(self, max_conc: int | None, done: Sequence[int]) -> Scheduler:
-        """The pure scheduler, with the priorities of the chosen rule and streams' caps."""
-        steps = self.workflow.steps
-        priority: list[float] | None = None
-        user: list[float] | None = [float(s.priority) for s in steps]
-        if not any(user or ()):
-            user = None
-        rule = self.options.priority
-        pools = PoolModel.of(self.workflow) if rule in ("planned", "efficiency") else None
-        if rule == "planned":
-            self.planning = choose_priority(
-                self.graph,
-                max_conc,
-                user=user,
-                pools=pools,
-                budget_s=self.options.planning_budget_s,
-            )
-            priority = self.planning.priority
-        elif rule in ("critical-path", "efficiency"):
-            ranks = upward_ranks(self.graph)
-            values = (
-                ranks
-                if rule == "critical-path"
-                else efficiency_priority(self.graph, pools, max_conc)
-            )
-            priority = user_lift(user, max(ranks, default=0.0))(values)
-        elif user is not None:  # fifo among steps of equal user priority
-            priority = user_lift(user, 0.0)([0.0] * len(steps))
-        if self.options.ask_early:
-            priority = ask_early(self.workflow, self.graph, priority or [0.0] * len(steps))
-        groups, caps = self.patterns.capped(len(steps)) if self.patterns else (None, [])
-        self.resources: ResourceManager | None = None
-        wf = self.workflow
-        if wf.resources.pools or wf.resources.rate_limits or wf.resources.budgets:
-            demands = (
-                wf._demands if wf._demands is not None else compile_demands(wf.resources, steps)[0]
-            )
-            if wf.resources.budgets or any(d is not None for d in demands):
-                self.resources = ResourceManager(
-                    wf.resources,
-                    demands,
-                    self.clock.now(),
-                    self._spent,
-                    estimates=self.graph.estimates,
-                    latest_finish=self._latest_finish(),
-                    **self._fair_streams(),
-                )
-        return Scheduler(
-            self.graph,
-            priority,
-            max_conc,
-            done,
-            note_releases=self.journal is not None,
-            groups=groups,
-            caps=caps,
-            resources=self.resources,
-            held=self._held,
-        )
-
-    def _latest_finish(self) -> list[float] | None:
-        """When each step must end (seconds from the start) for every deadline to be met
-        given the estimates of the work after it; ``None`` when no soft pool could use it."""
-        wf = self.workflow
-        steps = self._steps
-        if not any(p.overflow for p in wf.resources.pools.values()):
-            return None
-        if wf.deadline is None and not any(s.deadline is not None for s in steps):
-            return None
-        inf = float("inf")
-        graph = self.graph
-        est = graph.estimates
-        ranks = upward_ranks(graph)
-        run_deadline = wf.deadline if wf.deadline is not None else inf
-        latest = [
-            min(s.deadline if s.deadline is not None else inf, run_deadline - (ranks[i] - est[i]))
-            for i, s in enumerate(steps)
-        ]
-        for i in reversed(graph.order):
-            for j in graph.succs[i]:
-                latest[i] = min(latest[i], latest[j] - est[j])
-        return latest
-
-    def _fair_streams(self) -> dict[str, Any]:
-        """Streams and their weights (their blocks' ``shares``, else 1) for fair pools."""
-        if self.patterns is None or not any(p.fair for p in self.workflow.resources.pools.values()):
-            return {}
-        groups = [-1] * len(self._steps)
-        weights: list[float] = []
-        parts = self.workflow.plan.parts
-        for g, stream in enumerate(self.patterns.streams):
-            weights.append(float(parts[stream.part].shares.get(stream.name, 1)))
-            for i in stream.steps:
-                groups[i] = g
-        return {"groups": groups, "weights": weights}
 
     def _parts(self) -> dict[str, dict[str, object]]:
         """Each construct's pattern, status and times (its first step's start, its end)."""
@@ -371,7 +274,7 @@ class Engine:
         if self._deadline is not None:
             self.replanner.check_timeline()  # late from the start?
         if self.guardian is not None and self.guardian.mode == "advisory":
-            self._advise()
+            self.guardian.advise(self.workflow, self._emit)
         res = self.resources
         if res is not None:
             res.wall_offset = wall0 - self._t0
@@ -460,60 +363,6 @@ class Engine:
         if journal is not None:
             await self._commit()
         self._t_end = self.clock.now()
-
-    def _advise(self) -> None:
-        """An advisory policy: what a mandatory one would refuse or hold, said as events."""
-        guardian = self.guardian
-        assert guardian is not None
-        for v in guardian.violations(self.workflow):
-            self._emit("", "policy_violation", v.to_json())
-        for s in self._steps:
-            if guardian.needs_approval(s.risk):
-                threshold = guardian.policy.approval_above
-                self._emit(
-                    s.id,
-                    "policy_violation",
-                    {
-                        "rule": "approval_above",
-                        "message": f"step {s.id!r} has risk {s.risk:g}, above {threshold:g}: "
-                        "a mandatory policy would wait for approval",
-                        "at": f"steps.{s.id}",
-                    },
-                )
-
-    def _step_agents(self, agents: Mapping[str, Agent]) -> list[Agent]:
-        """Each step's agent (joins, races); none when simulating (no agents)."""
-        self._agent_map = agents
-        if not agents:
-            return []
-        patterns = self.patterns
-        hedge = self.options.hedge
-        out = [
-            patterns.join_agent(i)
-            if patterns is not None and s.agent == JOIN_AGENT
-            else self._racer(i, agents)
-            if s.race or s.agent in hedge
-            else agents[s.agent]
-            for i, s in enumerate(self._steps)
-        ]
-        guardian = self.guardian
-        if guardian is not None and guardian.mode == "mandatory":
-            threshold = guardian.policy.approval_above
-            for i, s in enumerate(self._steps):
-                if threshold is not None and guardian.needs_approval(s.risk):
-                    out[i] = guarded(out[i], s.risk, threshold)
-        return out
-
-    def _racer(self, i: int, agents: Mapping[str, Agent]) -> Agent:
-        """The step's agent raced against its alternatives; validity is its checkpoint."""
-        step = self._steps[i]
-        patterns = self.patterns
-
-        def check(output: object) -> str | None:
-            return patterns.check(i, output) if patterns is not None else None
-
-        names = [step.agent, *step.race] if step.race else [step.agent, step.agent]
-        return RaceAgent([(n, agents[n]) for n in names], check)
 
     def _note_resources(self) -> None:
         """Steps whose window never opens again fail; overflows of soft pools are recorded."""
