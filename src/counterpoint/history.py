@@ -30,8 +30,10 @@ __all__ = [
     "Durations",
     "StepOutcome",
     "agent_stats",
+    "durations_of",
     "learn_durations",
     "run_state",
+    "stats_of",
     "step_outcomes",
 ]
 
@@ -135,8 +137,13 @@ async def agent_stats(
     """Per agent: steps, successes, failures, failure rate per attempt, and the median, 90th
     percentile and mean duration of its successful steps, outputs from the cache left out
     (the median resists outliers)."""
+    return stats_of(await step_outcomes(store, workflow=workflow, runs=runs))
+
+
+def stats_of(found: Sequence[StepOutcome]) -> dict[str, AgentStats]:
+    """:func:`agent_stats` of outcomes already read."""
     by_agent: dict[str, list[StepOutcome]] = {}
-    for o in await step_outcomes(store, workflow=workflow, runs=runs):
+    for o in found:
         by_agent.setdefault(o.agent, []).append(o)
     stats: dict[str, AgentStats] = {}
     for name, outcomes in sorted(by_agent.items()):
@@ -209,11 +216,18 @@ async def learn_durations(store: Store, workflow: Workflow) -> Durations:
     ``LEARN_FROM`` runs (outputs from the cache left out; the median resists outliers), and
     the median ratio of those durations to the steps' declared estimates, for agents with at
     least ``LEARN_AFTER`` of them."""
+    return durations_of(
+        await step_outcomes(store, workflow=workflow.name, runs=LEARN_FROM), workflow
+    )
+
+
+def durations_of(found: Sequence[StepOutcome], workflow: Workflow) -> Durations:
+    """:func:`learn_durations` from outcomes already read."""
     declared = {s.id: s.estimate for s in workflow.steps if s.estimate}
     used = {s.agent for s in workflow.steps}
     took: dict[str, list[float]] = {}
     ratio: dict[str, list[float]] = {}
-    for o in await step_outcomes(store, workflow=workflow.name, runs=LEARN_FROM):
+    for o in found:
         if o.status != "succeeded" or o.duration_s is None or o.cached or o.agent not in used:
             continue
         took.setdefault(o.agent, []).append(o.duration_s)

@@ -199,7 +199,10 @@ async def run(
         if selection is not None:
             chosen = selection.journal()
         journal = await _start_journal(store, wf, rid, values, options, chosen)
-    learned = await learn_durations(store, wf) if store is not None and learn else None
+    learned = None
+    if store is not None and learn:  # (selection read them already, when it ran)
+        known = selection.durations if selection is not None else None
+        learned = known if known is not None else await learn_durations(store, wf)
     result = await _drive(
         wf,
         agents,

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from counterpoint.backends.virtual import VirtualBackend
@@ -89,6 +89,7 @@ class Recommendation:
     cost_s: float | None = None  # expected makespan of the pattern run minus the recommended
     preferences: list[Preference] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    durations: Durations | None = None  # what the store taught of the agents' durations
 
     def alternative(self, pattern: str) -> Alternative:
         return next(a for a in self.alternatives if a.pattern == pattern)
@@ -530,15 +531,16 @@ async def select(
     user's preferences."""
     if store is None or not learn:
         return await recommend(workflow, pattern=pattern, workers=workers)
-    from counterpoint.history import agent_stats, learn_durations
+    from counterpoint.history import durations_of, stats_of, step_outcomes
     from counterpoint.selection.learning import learn as learn_history
     from counterpoint.store.fingerprint import definition, fingerprint
 
-    learned = await learn_durations(store, workflow)
-    stats = await agent_stats(store, workflow=workflow.name, runs=LEARN_FROM)
+    found = await step_outcomes(store, workflow=workflow.name, runs=LEARN_FROM)  # read once
+    learned = durations_of(found, workflow)
+    stats = stats_of(found)
     rates = {name: (st.attempts, st.failure_rate) for name, st in stats.items()}
     history = await learn_history(store, workflow.name, fingerprint(definition(workflow)))
-    return await recommend(
+    rec = await recommend(
         workflow,
         pattern=pattern,
         workers=workers,
@@ -546,3 +548,4 @@ async def select(
         failure_rates=rates,
         history=history,
     )
+    return replace(rec, durations=learned)
