@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import openai
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -149,6 +148,8 @@ class _Llm:
         ) or None
 
     async def __call__(self, ctx: StepContext) -> object:
+        import openai  # here, not at the top: it takes a good part of a second to import
+
         base_url, key = self.endpoint()
         if base_url is None and key is None:
             return await self._offline(ctx)
