@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from counterpoint.errors import StepFailed
+from counterpoint.outputs import LargeOutput
 
 __all__ = ["Reference", "Template", "compile_template", "find_references", "lookup"]
 
@@ -91,6 +92,11 @@ def lookup(scope: Mapping[str, object], ref: Reference) -> object:
     value = scope[ref.root]
     walked = ref.root
     for key in ref.path:
+        if LargeOutput.made and isinstance(value, LargeOutput):
+            try:  # a part of an output kept elsewhere: the driver fetches it
+                value = value.value()
+            except Exception as exc:
+                raise StepFailed(f"{ref}: {walked} cannot be read: {exc}") from None
         try:
             if isinstance(value, Mapping):
                 value = value[str(key)]

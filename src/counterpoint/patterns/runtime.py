@@ -227,6 +227,10 @@ class PatternRuntime:
             errors=(*self.feedback.get(i, ()), *errors),
         )
 
+    def looks_at(self, i: int) -> bool:
+        """Whether ``check`` reads step ``i``'s output (a checkpoint or the next input schema)."""
+        return self.checkpoints[i] is not None or i in self.readiness
+
     def check(self, i: int, output: object) -> str | None:
         """The reason ``output`` of step ``i`` fails its checkpoint (or the next agent's
         input schema), or ``None``."""

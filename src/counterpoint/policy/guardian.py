@@ -99,6 +99,11 @@ class Guardian:
                     )
         return out
 
+    @property
+    def checks_outputs(self) -> bool:
+        """Whether ``check_output`` reads outputs at all."""
+        return self.active and (self.policy.outputs.max_bytes is not None or bool(self.forbid))
+
     def check_output(self, step: str, output: object) -> Violation | None:
         """Whether ``output`` breaks the output rules: too big, or holding a forbidden
         pattern (checked on its JSON text)."""

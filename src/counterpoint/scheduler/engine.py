@@ -31,6 +31,7 @@ from counterpoint.model.compile import JOIN_AGENT
 from counterpoint.model.refs import Template, compile_template
 from counterpoint.model.workflow import RetryPolicy, Workflow
 from counterpoint.observe.base import RunObserver
+from counterpoint.outputs import MARK, LargeOutput, all_available, contains_large, materialize
 from counterpoint.patterns.runtime import PatternRuntime
 from counterpoint.policy.guardian import Guardian
 from counterpoint.scheduler.adapting import Adapter
@@ -175,11 +176,8 @@ class Engine:
         self._retry_timers: dict[int, Timer] = {}
         self._rate_timer: Timer | None = None
         self._rate_at = 0.0
-        self.cache = OutputCache(self)
         self._t0 = self._t_end = self._wall0 = 0.0
-        self.replanner = Replanner(self)
-        self.adapter = Adapter(self, barriers=self.options.barriers, monitor=self.options.adapt)
-        self._adapting = self.adapter.active
+        self._init_helpers()
         self._stop_reason: Literal["", "fail-fast", "interrupt", "store", "budget", "end"] = ""
         self._stopping = False
         self._scope = {"inputs": self.inputs, "steps": _StepOutputs(self)}
@@ -187,6 +185,12 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine {self.workflow.name!r} run={self.run_id} {self.scheduler!r}>"
+
+    def _init_helpers(self) -> None:
+        self.cache = OutputCache(self)
+        self.replanner = Replanner(self)
+        self.adapter = Adapter(self, barriers=self.options.barriers, monitor=self.options.adapt)
+        self._adapting = self.adapter.active
 
     def _parts(self) -> dict[str, dict[str, object]]:
         """Each construct's pattern, status and times (its first step's start, its end)."""
@@ -238,7 +242,7 @@ class Engine:
                 continue
             rec.attempts = past.attempts
             rec.errors = list(past.errors)
-            if past.status == "succeeded":
+            if past.status == "succeeded" and _kept(past.output):
                 rec.status = StepState.SUCCEEDED
                 rec.output = self.outputs[i] = past.output
                 rec.restored = True
@@ -629,13 +633,20 @@ class Engine:
         store) can be stored; then it is journaled."""
         i = c.index
         patterns = self.patterns
+        seen = c.output
+        if LargeOutput.made and contains_large(seen) and self._must_see(i):
+            try:  # kept elsewhere, but a check must look inside: fetched here
+                seen = materialize(seen)
+            except Exception as exc:
+                error = f"its output cannot be read for checking: {exc}"
+                return Completion(i, c.attempt, Outcome.FAILED, c.started, c.finished, error=error)
         if patterns is not None and not self.virtual:  # simulated outputs are not checked
-            reason = patterns.check(i, c.output)
+            reason = patterns.check(i, seen)
             if reason is not None:  # the checkpoint failed: an attempt that failed
                 return Completion(i, c.attempt, Outcome.FAILED, c.started, c.finished, error=reason)
         guardian = self.guardian
         if guardian is not None and not self.virtual:
-            broken = guardian.check_output(self.records[i].id, c.output)
+            broken = guardian.check_output(self.records[i].id, seen)
             if broken is not None:
                 self._emit(self.records[i].id, "policy_violation", broken.to_json())
                 if guardian.mode == "mandatory":
@@ -662,8 +673,17 @@ class Engine:
             journal.add("succeeded", self.records[i].id, c.attempt, text, when)
             key = self.cache.keys.pop(i, None)
             if key is not None and text is not None and not self.records[i].cached:
+                if LargeOutput.made and MARK in text:  # a file of this run's: not for others
+                    return c
                 self.cache.puts.append((key, text))
         return c
+
+    def _must_see(self, i: int) -> bool:
+        """Whether vetting step ``i``'s output looks inside it."""
+        patterns, guardian = self.patterns, self.guardian
+        return (patterns is not None and patterns.looks_at(i)) or (
+            guardian is not None and guardian.checks_outputs
+        )
 
     def _succeeded(self, c: Completion, rec: StepRecord) -> None:
         i = c.index
@@ -835,6 +855,12 @@ class Engine:
         for i, state in enumerate(self.scheduler.state):
             if state is running:
                 self.backend.cancel(i)
+
+
+def _kept(output: object) -> bool:
+    """A restored output is usable unless part of it lived only in a backend's object store
+    that is gone (the step then runs again)."""
+    return not LargeOutput.made or all_available(output)
 
 
 class _StepOutputs(Mapping[str, object]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+from counterpoint.outputs import LargeOutput
 from counterpoint.policy.redact import Redactor
 from counterpoint.store.base import Entry, Store
 
@@ -26,7 +27,7 @@ def encode_output(value: object) -> str:
     if value is None:
         return "null"
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=_reference)
     except (TypeError, ValueError, RecursionError) as exc:
         raise OutputNotStorable(
             f"the output cannot be stored: {exc} (outputs must be JSON: text, numbers, "
@@ -41,6 +42,12 @@ def encode_output(value: object) -> str:
                 f"{exc.start}); decode bytes with errors='replace' first"
             ) from None
     return text
+
+
+def _reference(value: object) -> object:
+    if isinstance(value, LargeOutput):  # kept elsewhere: the journal holds where
+        return value.to_json()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class Journal:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from counterpoint.outputs import MARK, revive
 from counterpoint.store.base import Entry
 
 __all__ = ["StepReplay", "replay"]
@@ -29,7 +30,11 @@ class StepReplay:
 
     @property
     def output(self) -> object:
-        return None if self.output_json is None else json.loads(self.output_json)
+        text = self.output_json
+        if text is None:
+            return None
+        value = json.loads(text)
+        return revive(value) if MARK in text else value
 
     @property
     def duration_s(self) -> float | None:
