@@ -16,6 +16,7 @@ from pathlib import Path
 from counterpoint.agents.base import Agent
 from counterpoint.agents.registry import build_agent
 from counterpoint.backends.base import Backend
+from counterpoint.backends.choose import backend_from_spec
 from counterpoint.backends.local import LocalBackend
 from counterpoint.errors import (
     AgentConfigError,
@@ -198,7 +199,9 @@ async def run(
         }
         if selection is not None:
             chosen = selection.journal()
-        journal = await _start_journal(store, wf, rid, values, options, chosen)
+        journal = await _start_journal(
+            store, wf, rid, values, options, chosen, getattr(backend, "spec", None)
+        )
     learned = None
     if store is not None and learn:  # (selection read them already, when it ran)
         known = selection.durations if selection is not None else None
@@ -255,6 +258,7 @@ async def _start_journal(
     values: dict[str, object],
     options: RunOptions,
     selection: dict[str, object] | None = None,
+    backend: object = None,
 ) -> Journal:
     if store.durable:
         for name, value in values.items():
@@ -274,7 +278,11 @@ async def _start_journal(
             fingerprint=fingerprint(text),
             definition=redactor.text(text),
             inputs=redactor.value(values),  # type: ignore[arg-type]
-            options={**_options_json(options), "selection": selection},
+            options={
+                **_options_json(options),
+                "selection": selection,
+                **({"backend": backend} if backend is not None else {}),  # where it ran
+            },
             agents={
                 s.id: s.agent if s.agent != JOIN_AGENT else f"<{wf.plan.parts[s.id].kind}>"
                 for s in wf.steps
@@ -422,6 +430,8 @@ async def resume(
                 "steps that succeeded are kept"
             )
     agents = build_agents(wf)
+    if backend is None:  # where the run started (the Ray backend, say)
+        backend = backend_from_spec(info.options.get("backend"))
     values = {**info.inputs, **(inputs or {})}
     lost = sorted(k for k, v in values.items() if v == REDACTED and SECRET_NAME.search(k))
     if lost:

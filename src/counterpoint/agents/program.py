@@ -71,6 +71,8 @@ def _render(template: Template | None, raw: str, scope: Mapping[str, object]) ->
 
 
 class _Program:
+    portable = True  # may run in another process (the Ray backend)
+
     def __init__(self, options: ProgramOptions, base_dir: Path) -> None:
         self.options = options
         self.argv = [(compile_template(a), a) for a in options.argv]

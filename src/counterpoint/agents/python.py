@@ -68,6 +68,7 @@ class PythonOptions(BaseModel):
 
 class _AsyncFunction:
     __slots__ = ("fn",)
+    portable = True  # may run in another process (the Ray backend)
 
     def __init__(self, fn: Callable[..., object]) -> None:
         self.fn = fn
@@ -80,6 +81,8 @@ class _AsyncFunction:
 
 class _SyncFunction:
     __slots__ = ("fn",)
+    portable = True
+    blocking = True  # elsewhere, ``fn`` may be called in the thread that runs the step
 
     def __init__(self, fn: Callable[..., object]) -> None:
         self.fn = fn

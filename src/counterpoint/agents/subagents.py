@@ -615,6 +615,11 @@ class SubagentAgent:
         self.command = command
 
     @property
+    def portable(self) -> bool:
+        """Run as a command, it may run in another process (the Ray backend)."""
+        return self.command is not None
+
+    @property
     def tools(self) -> list[str] | None:
         return self.subagent.tools
 

@@ -101,6 +101,10 @@ class Backend(Protocol):
 
     ``start`` must not block. ``cancel`` asks a running job to stop (it still reports,
     as CANCELLED). ``aclose`` cancels whatever still runs and waits until it has stopped.
+
+    A backend may also have ``place(agents, workflow) -> agents``, called once before the
+    run with the workflow's agents by name: it returns them as this backend runs them (the
+    Ray backend sends Python and program agents to Ray; races and joins are built on top).
     """
 
     def start(self, job: Job, report: Report) -> None: ...

@@ -53,7 +53,7 @@ class LocalBackend:
         except StepFailed as exc:
             outcome, error, retryable = Outcome.FAILED, str(exc), exc.retryable
         except Exception as exc:
-            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}{_where(exc)}"
+            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}{where(exc)}"
         del self._tasks[job.index]
         report(
             Completion(
@@ -85,7 +85,7 @@ _PACKAGE = str(Path(__file__).resolve().parents[1])
 _LIBRARIES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
 
 
-def _where(exc: BaseException) -> str:
+def where(exc: BaseException) -> str:
     """`` (at file.py:12 in fn)``: the innermost frame of the user's own code, if any."""
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -14,6 +15,7 @@ from typing import Annotated, NoReturn, TextIO, TypeVar, cast
 import typer
 from rich.console import Console
 
+from counterpoint.backends.choose import BackendFactory, BackendUnavailable, make_backend
 from counterpoint.durations import parse_duration
 from counterpoint.errors import (
     Problem,
@@ -85,6 +87,64 @@ PatternOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class BackendName(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+BackendOpt = Annotated[
+    BackendName | None,
+    typer.Option(
+        "--backend",
+        help="Where steps run: local (tasks of this process) or ray (Python and program "
+        "agents as tasks of a Ray cluster; needs counterpoint[ray]). Default: local; for "
+        "resume, where the run started.",
+        show_default=False,
+    ),
+]
+
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="The Ray cluster to join (HOST:6379, ray://HOST:10001, auto). Default: "
+        "$RAY_ADDRESS, else a local Ray started for the run.",
+        show_default=False,
+    ),
+]
+
+RayStorageOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ray-storage",
+        help="A folder the driver and every Ray node see at the same path: workers write "
+        "large outputs there, so that resume finds them. Default with a local Ray: "
+        "objects/ beside the store.",
+        show_default=False,
+    ),
+]
+
+
+def backend_or_exit(
+    name: BackendName | None, address: str | None, storage: Path | None, store: Store
+) -> BackendFactory | None:
+    """The backend the options ask for (``None``: the default); unusable ones exit 2."""
+    if name is None:
+        if address is not None or storage is not None:
+            err.print("error: --ray-address and --ray-storage go with --backend ray")
+            raise typer.Exit(EXIT_INVALID)
+        return None
+    local_ray = address is None and not os.environ.get("RAY_ADDRESS")
+    home = getattr(store, "path", None)
+    if storage is None and local_ray and isinstance(home, Path):
+        storage = home.parent / "objects"
+    try:
+        return make_backend(name.value, address=address, storage=storage)
+    except BackendUnavailable as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 class ImportFormat(StrEnum):

@@ -11,17 +11,22 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from counterpoint.backends.choose import BackendUnavailable
 from counterpoint.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    BackendOpt,
     FileArg,
     JsonOpt,
     NoCacheOpt,
     PatternOpt,
     PriorityRule,
+    RayAddressOpt,
+    RayStorageOpt,
     RunIdArg,
     StoreOpt,
     app,
+    backend_or_exit,
     count,
     err,
     invalid,
@@ -105,6 +110,9 @@ def run(
             help="How long the planned rule may search before the run (250ms, 1s).",
         ),
     ] = "100ms",
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
+    ray_storage: RayStorageOpt = None,
 ) -> None:
     """Run a workflow, journaled in the store. Exit 0 succeeded, 1 failed, 2 invalid input,
     130 interrupted."""
@@ -117,6 +125,7 @@ def run(
         invalid(exc.problems)
     observers = [] if json_out else [progress_for(err)]
     the_store = open_store_or_exit(store)
+    where = backend_or_exit(backend, ray_address, ray_storage, the_store)
     if not json_out:
         _print_header(wf)
 
@@ -152,6 +161,7 @@ def run(
             planning_budget=budget,
             selection=selection,
             adapt=adapt,
+            backend=where,
         )
 
     _finish(wf, _drive(go, the_store), json_out)
@@ -198,7 +208,7 @@ def _drive(
         return asyncio.run(main())
     except WorkflowInvalid as exc:
         invalid(exc.problems)
-    except (StoreError, RunNotFound, CannotResume) as exc:
+    except (StoreError, RunNotFound, CannotResume, BackendUnavailable) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
 
@@ -305,6 +315,9 @@ def resume(
             "store did not keep, as NAME=VALUE; repeatable.",
         ),
     ] = None,
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
+    ray_storage: RayStorageOpt = None,
 ) -> None:
     """Go on with a run that crashed, was killed, interrupted or failed: steps that succeeded
     are not run again; a step that was running runs again (same idempotency key, next
@@ -316,6 +329,7 @@ def resume(
             raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--input")
         given[name] = value
     the_store = open_store_or_exit(store)
+    where = backend_or_exit(backend, ray_address, ray_storage, the_store)
     info, states = asyncio.run(run_and_states(the_store, run_id))
     if info.status == "succeeded":
         asyncio.run(the_store.close())
@@ -345,6 +359,7 @@ def resume(
             observers=observers,
             on_engine=keep,
             inputs=given,
+            backend=where,
         )
 
     result = _drive(go, the_store)

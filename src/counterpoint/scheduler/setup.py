@@ -130,6 +130,9 @@ def step_agents(engine: Engine, agents: Mapping[str, Agent]) -> list[Agent]:
     """Each step's agent (joins, races); none when simulating (no agents)."""
     if not agents:
         return []
+    place = getattr(engine.backend, "place", None)
+    if place is not None:  # where each agent runs is the backend's to say
+        agents = place(agents, engine.workflow)
     patterns = engine.patterns
     hedge = engine.options.hedge
     out = [
