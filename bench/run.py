@@ -27,6 +27,7 @@ import durable  # noqa: E402
 import events  # noqa: E402
 import handoff  # noqa: E402
 import overhead  # noqa: E402
+import ray_steps  # noqa: E402
 import resources  # noqa: E402
 import scale  # noqa: E402
 import selection  # noqa: E402
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Bench] = {
     "wfcommons": wfcommons.bench,
     "events": events.bench,
     "selection": selection.bench,
+    "ray": ray_steps.bench,
 }
 
 
