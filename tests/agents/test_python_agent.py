@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -407,3 +408,49 @@ def test_timeout_cancels_an_async_function() -> None:
     assert result.steps["s"].error == "timed out after 0.1s"
     assert state["cancelled"] is True
     assert result.makespan_s < 5
+
+
+def test_a_plain_function_publishes_and_charges_on_the_loop_thread(
+    pymodule: Callable[[str], str],
+    workflow_file: Callable[[str], cp.Workflow],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a plain function runs in a worker thread; the engine's state belongs to the loop's
+    from counterpoint.scheduler.eventing import EventHub
+
+    threads: list[str] = []
+    emit = EventHub.emit
+
+    def watched(self: EventHub, *args: Any, **kwargs: Any) -> None:
+        threads.append(threading.current_thread().name)
+        emit(self, *args, **kwargs)
+
+    monkeypatch.setattr(EventHub, "emit", watched)
+    mod = pymodule(
+        """
+        def busy(ctx):
+            for n in range(50):
+                ctx.emit("tick", {"n": n})
+            ctx.charge("cost", 1.5)
+            return "done"
+        """
+    )
+    wf = workflow_file(
+        f"""
+        name: thread-safe
+        resources:
+          budgets:
+            cost: 10
+        agents:
+          busy: {{kind: python, function: "{mod}:busy"}}
+        steps:
+          - {{id: s, agent: busy, uses: {{cost: 1}}}}
+        """
+    )
+    result = cp.run_sync(wf)
+    assert result.status is cp.RunStatus.SUCCEEDED
+    ticks = [e.data["n"] for e in result.events if e.name == "tick"]
+    assert ticks == list(range(50))  # all of them, in order
+    charged = [e.data for e in result.events if e.name == "charged"]
+    assert charged == [{"resource": "cost", "amounts": {"": 1.5}}]
+    assert set(threads) == {threading.main_thread().name}

@@ -7,10 +7,12 @@ functions run in a worker thread so that they never block other steps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
@@ -88,7 +90,27 @@ class _SyncFunction:
         self.fn = fn
 
     async def __call__(self, ctx: StepContext) -> object:
+        # the thread hands what it publishes or charges to the event loop, in order
+        loop = asyncio.get_running_loop()
+        charge = ctx._charge
+        ctx = dataclasses.replace(
+            ctx,
+            _emit=partial(_in_loop, loop, ctx._emit),
+            _charge=partial(_in_loop, loop, charge) if charge is not None else None,
+        )
         return await asyncio.to_thread(self.fn, ctx)
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
+    """``fn(*args)`` on ``loop``'s thread: soon, if called from another thread."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
 
 
 class PythonKind:
