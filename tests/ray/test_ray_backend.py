@@ -7,8 +7,10 @@ import asyncio
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -462,3 +464,54 @@ def test_the_journal_keeps_the_backend_for_resume(local_ray: str, tmp_path: Path
         "storage": str(tmp_path / "o"),
     }
     assert MARK not in json.dumps(info.options)
+
+
+def test_cli_on_a_local_ray_keeps_large_outputs_beside_the_store_and_resumes_there(
+    tmp_path: Path,
+) -> None:
+    # a local Ray started by the command itself (and stopped when it exits), twice
+    (tmp_path / "cli_big_ray.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def big(ctx):\n"
+        "    with open(Path(ctx.input['folder']) / 'big.runs', 'a') as f:\n"
+        "        f.write('run\\n')\n"
+        "    return 'y' * 2_000_000\n\n\n"
+        "def size(ctx):\n"
+        "    if Path(ctx.input['flag']).exists():\n"
+        "        raise RuntimeError('the flag is up')\n"
+        "    return len(ctx.upstream['big'])\n"
+    )
+    flag = tmp_path / "flag"
+    flag.touch()
+    (tmp_path / "wf.yaml").write_text(
+        f"""
+name: cli-local-ray
+agents:
+  big: {{kind: python, function: "cli_big_ray:big"}}
+  size: {{kind: python, function: "cli_big_ray:size"}}
+steps:
+  - {{id: big, agent: big, input: {{folder: "{tmp_path}"}}}}
+  - {{id: size, agent: size, needs: big, input: {{flag: "{flag}"}}, retries: 0}}
+"""
+    )
+    ray_tmp = Path(tempfile.mkdtemp(prefix="cpr", dir="/tmp"))  # Ray's sessions, removed below
+    home = tmp_path / "home"
+    env = {"RAY_TMPDIR": str(ray_tmp)}
+    try:
+        first = _cli(
+            "run", str(tmp_path / "wf.yaml"), "--backend", "ray", "--store", str(home), "--json",
+            env=env,
+        )  # fmt: skip
+        assert first.returncode == 1, first.stderr
+        run_id = json.loads(first.stdout)["run_id"]
+        kept = list((home / "objects" / run_id).iterdir())
+        assert [p.name for p in kept] == ["big.1.json"]
+        assert kept[0].stat().st_size == 2_000_002
+        flag.unlink()
+        second = _cli("resume", run_id, "--store", str(home), "--json", env=env)
+        assert second.returncode == 0, second.stderr
+        data = json.loads(second.stdout)
+        assert data["steps"]["size"]["output"] == 2_000_000
+        assert (tmp_path / "big.runs").read_text() == "run\n"  # made once, read from its file
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
