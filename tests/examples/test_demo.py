@@ -12,27 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo" / "feature_development.yaml"
 
 
-def _repo(tmp_path: Path) -> Path:
-    """pkg.a imports pkg.b, pkg.b imports pkg.c, pkg.c imports pkg.a: one cycle."""
-    repo = tmp_path / "repo"
-    pkg = repo / "src" / "pkg"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text('"""The package."""\n')
-    (pkg / "a.py").write_text(
-        '"""A."""\nfrom pkg import b\n\n\ndef run():\n    return b.VALUE  # TODO: cache\n'
-    )
-    (pkg / "b.py").write_text('"""B."""\nfrom . import c\n\nVALUE = c.f()\n')
-    (pkg / "c.py").write_text(
-        'import pkg.a\n\n\ndef f():\n    """Documented."""\n    return 1\n\n\nclass K:\n    pass\n'
-    )
-    tests = repo / "tests"
-    tests.mkdir()
-    (tests / "test_b.py").write_text("from pkg import b\n\n\ndef test_b():\n    assert b.VALUE\n")
-    return repo
-
-
-def test_demo_runs_the_four_stand_ins_and_the_nested_plan(tmp_path: Path) -> None:
-    repo = _repo(tmp_path)
+def test_demo_runs_the_four_stand_ins_and_the_nested_plan(tmp_path: Path, demo_repo: Path) -> None:
+    repo = demo_repo
     out = tmp_path / "out"
     result = cp.run_sync(DEMO, inputs={"repo": str(repo), "out": str(out)})
     assert result.status is cp.RunStatus.SUCCEEDED, {k: r.error for k, r in result.steps.items()}

@@ -273,16 +273,24 @@ def test_a_driver_side_agent_and_a_checkpoint_get_the_value(local_ray: str, tmp_
     assert "is too long" in (checked.error or "")
 
 
-def test_resume_on_ray_runs_only_what_did_not_finish(local_ray: str, tmp_path: Path) -> None:
+def _failed_once(
+    tmp_path: Path, storage: Path | None
+) -> tuple[SqliteStore, cp.Workflow, cp.RunResult]:
+    """A run of _BIG on Ray whose last step failed for good (the flag was up); the flag is
+    down afterwards, for resume."""
     flag = tmp_path / "flag"
     flag.touch()
     store = SqliteStore(tmp_path / "store.db")
     wf = cp.loads(_BIG.format(folder=tmp_path, flag=flag, extra=""))
-    factory = RayBackend.factory(storage=tmp_path / "objects")
-    first = cp.run_sync(wf, store=store, backend=factory)
+    first = cp.run_sync(wf, store=store, backend=RayBackend.factory(storage=storage))
     assert first.status is cp.RunStatus.FAILED
     assert first.steps["c"].error == "the flag is up"
     flag.unlink()
+    return store, wf, first
+
+
+def test_resume_on_ray_runs_only_what_did_not_finish(local_ray: str, tmp_path: Path) -> None:
+    store, wf, first = _failed_once(tmp_path, tmp_path / "objects")
     placed: list[object] = []
     # resumed without naming a backend: where the run started (Ray, with its storage)
     second = asyncio.run(
@@ -307,14 +315,9 @@ def test_resume_on_ray_runs_only_what_did_not_finish(local_ray: str, tmp_path: P
 def test_resume_runs_a_step_again_when_its_large_output_is_gone(
     local_ray: str, tmp_path: Path
 ) -> None:
-    flag = tmp_path / "flag"
-    flag.touch()
-    store = SqliteStore(tmp_path / "store.db")
-    wf = cp.loads(_BIG.format(folder=tmp_path, flag=flag, extra=""))
-    first = cp.run_sync(wf, store=store, backend=RayBackend.factory(storage=tmp_path / "objects"))
+    store, wf, first = _failed_once(tmp_path, tmp_path / "objects")
     path = first.steps["a"].output.path  # type: ignore[union-attr]
     Path(path).unlink()  # the storage lost it
-    flag.unlink()
     second = asyncio.run(cp.resume(first.run_id, store=store, workflow=wf))
     assert second.status is cp.RunStatus.SUCCEEDED
     assert _runs(tmp_path, "a") == [1, 2]  # made again
@@ -325,13 +328,8 @@ def test_resume_runs_a_step_again_when_its_large_output_is_gone(
 def test_without_storage_a_large_output_is_not_kept_and_resume_makes_it_again(
     local_ray: str, tmp_path: Path
 ) -> None:
-    flag = tmp_path / "flag"
-    flag.touch()
-    store = SqliteStore(tmp_path / "store.db")
-    wf = cp.loads(_BIG.format(folder=tmp_path, flag=flag, extra=""))
-    first = cp.run_sync(wf, store=store, backend=RayBackend.factory())
+    store, wf, first = _failed_once(tmp_path, None)
     assert first.steps["a"].output.path is None  # type: ignore[union-attr]
-    flag.unlink()
     second = asyncio.run(cp.resume(first.run_id, store=store, workflow=wf))
     assert second.status is cp.RunStatus.SUCCEEDED
     assert _runs(tmp_path, "a") == [1, 2]

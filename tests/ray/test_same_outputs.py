@@ -205,25 +205,6 @@ def test_a_pattern_example_gives_the_same_outputs_on_ray(
     _check_placed_on_ray(wf, ray_engine, ray_result, on_ray)
 
 
-def _demo_repo(tmp_path: Path) -> Path:
-    """The repository of tests/examples/test_demo.py: pkg.a -> pkg.b -> pkg.c -> pkg.a."""
-    repo = tmp_path / "repo"
-    pkg = repo / "src" / "pkg"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text('"""The package."""\n')
-    (pkg / "a.py").write_text(
-        '"""A."""\nfrom pkg import b\n\n\ndef run():\n    return b.VALUE  # TODO: cache\n'
-    )
-    (pkg / "b.py").write_text('"""B."""\nfrom . import c\n\nVALUE = c.f()\n')
-    (pkg / "c.py").write_text(
-        'import pkg.a\n\n\ndef f():\n    """Documented."""\n    return 1\n\n\nclass K:\n    pass\n'
-    )
-    tests = repo / "tests"
-    tests.mkdir()
-    (tests / "test_b.py").write_text("from pkg import b\n\n\ndef test_b():\n    assert b.VALUE\n")
-    return repo
-
-
 MAKESPAN_TEXT = re.compile(r"audited in \d+\.\d\d s")
 
 
@@ -237,9 +218,9 @@ def _without_makespan(output: object) -> object:
 
 
 def test_the_demo_gives_the_same_outputs_on_ray(
-    tmp_path: Path, local_ray: str, ray_workers: None, on_ray: list[str]
+    tmp_path: Path, demo_repo: Path, local_ray: str, ray_workers: None, on_ray: list[str]
 ) -> None:
-    inputs = {"repo": str(_demo_repo(tmp_path)), "out": str(tmp_path / "out")}
+    inputs = {"repo": str(demo_repo), "out": str(tmp_path / "out")}
     wf = cp.load(DEMO)
     local, _ = _run(wf, inputs, "same-demo")
     local_files = {f: (tmp_path / "out" / f).read_text() for f in ("spec.md", "report.md")}
