@@ -513,3 +513,20 @@ steps:
         assert (tmp_path / "big.runs").read_text() == "run\n"  # made once, read from its file
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_on_another_machine_a_program_runs_in_the_shipped_workflow_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from counterpoint.agents.program import PROGRAM, ProgramOptions
+    from counterpoint.backends.ray_worker import _rebased
+
+    driver_folder = Path("/nonexistent/driver/workflows")  # the driver's, not this node's
+    top = PROGRAM.build(None, ProgramOptions(argv=["true"]), driver_folder)  # type: ignore[arg-type]
+    sub = PROGRAM.build(None, ProgramOptions(argv=["true"], cwd="tools"), driver_folder)  # type: ignore[arg-type]
+    monkeypatch.chdir(tmp_path)  # Ray runs the task in the shipped working_dir
+    (tmp_path / "tools").mkdir()
+    assert _rebased(top, driver_folder) == tmp_path
+    assert top.cwd == tmp_path  # type: ignore[attr-defined]
+    _rebased(sub, driver_folder)
+    assert sub.cwd == tmp_path / "tools"  # type: ignore[attr-defined]

@@ -95,6 +95,9 @@ def run_step(
         value, upstream, handoff = cast(
             tuple[object, object, object], _fill((value, upstream, handoff), refs)
         )
+    base = Path(str(base_dir))
+    if not base.is_dir():  # another machine: the workflow's folder is this job's working dir
+        base = _rebased(agent, base)
     recorder = _Recorder()
     ctx = StepContext(
         str(run_id),
@@ -105,7 +108,7 @@ def run_step(
         estimate,  # type: ignore[arg-type]
         timeout,  # type: ignore[arg-type]
         str(workflow),
-        Path(str(base_dir)),
+        base,
         handoff,  # type: ignore[arg-type]
         instructions,  # type: ignore[arg-type]
         recorder.emit,
@@ -132,6 +135,18 @@ def run_step(
     path = _spill(storage, str(run_id), str(step_id), int(attempt), text)  # type: ignore[call-overload]
     meta.update(large=True, bytes=len(text), sha256=digest, path=path)
     return meta, output
+
+
+def _rebased(agent: Agent, base: Path) -> Path:
+    """On a node where the driver's workflow folder does not exist, Ray runs the task in the
+    copy of it shipped as the job's ``working_dir`` (the current folder): a program agent's
+    folder under the workflow's is taken there too. Returns the folder that stands for it."""
+    here = Path.cwd()
+    for obj in (agent, getattr(agent, "inner", None)):
+        cwd = getattr(obj, "cwd", None)
+        if isinstance(cwd, Path) and not cwd.is_dir() and cwd.is_relative_to(base):
+            obj.cwd = here / cwd.relative_to(base)  # type: ignore[union-attr]
+    return here
 
 
 def _call(agent: Agent, ctx: StepContext) -> object:
