@@ -242,9 +242,10 @@ class Engine:
                 continue
             rec.attempts = past.attempts
             rec.errors = list(past.errors)
-            if past.status == "succeeded" and _kept(past.output):
+            output = past.output if past.status == "succeeded" else None  # (decoded once)
+            if past.status == "succeeded" and _kept(output):
                 rec.status = StepState.SUCCEEDED
-                rec.output = self.outputs[i] = past.output
+                rec.output = self.outputs[i] = output
                 rec.restored = True
                 done.append(i)
         if self.patterns is not None:  # sequences' contexts, in the order steps ran
