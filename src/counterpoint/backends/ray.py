@@ -59,6 +59,7 @@ _MEMORY = {"memory", "mem", "ram"}
 
 _remote_step = ray.remote(max_retries=0, num_returns=2)(run_step)
 _REMOTES: dict[tuple[object, ...], Any] = {}  # by name and options: building one costs
+REMOTES_KEPT = 10_000
 
 
 class RayUnavailable(BackendUnavailable):
@@ -185,6 +186,7 @@ class RayBackend(LocalBackend):
         self._remotes: dict[str, Any] = {}
         self._reaping: set[asyncio.Task[None]] = set()
         self._workflow: Workflow | None = None
+        self._steps: dict[str, Step] = {}
         self._known: set[str] = set()
 
     def __repr__(self) -> str:
@@ -210,6 +212,7 @@ class RayBackend(LocalBackend):
         if self.storage is not None:
             Path(self.storage).mkdir(parents=True, exist_ok=True)
         self._workflow = workflow
+        self._steps = {s.id: s for s in workflow.steps}
         declared = ray.cluster_resources()  # type: ignore[no-untyped-call]
         self._known = {k for k in declared if k not in ("CPU", "GPU", "memory")}
         self._check_fit(workflow, agents)
@@ -245,7 +248,7 @@ class RayBackend(LocalBackend):
         opts = self._options.get(step_id)
         if opts is None:
             wf = self._workflow
-            step = next((s for s in wf.steps if s.id == step_id), None) if wf else None
+            step = self._steps.get(step_id)
             opts = ray_options(step, wf, self._known) if step is not None and wf else {}
             self._options[step_id] = opts
         return opts
@@ -259,6 +262,8 @@ class RayBackend(LocalBackend):
             key = (name, *sorted((k, repr(v)) for k, v in opts.items()))
             remote = _REMOTES.get(key)
             if remote is None:
+                if len(_REMOTES) >= REMOTES_KEPT:  # a long-lived process: bounded
+                    _REMOTES.clear()
                 remote = _REMOTES[key] = _remote_step.options(name=name, **opts)
             self._remotes[step_id] = remote
         return remote
