@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -59,16 +60,21 @@ def work(ctx):
     key = ctx.idempotency_key
     log = ctx.input["log"]
     try:
-        with open(log) as f:
-            done = {line.split()[0] for line in f if line.strip()}
+        with open(log, "rb") as f:
+            data = f.read().decode()
     except FileNotFoundError:
-        done = set()
+        data = ""
+    # complete records only: a SIGKILL may cut a write short where it crosses a page
+    done = {line.split()[0] for line in data.split("\\n")[:-1] if len(line.split()) == 2}
     wrote = key not in done
     if wrote:
-        with open(log, "a") as f:
-            f.write(f"{key} {ctx.step_id}\\n")
-            f.flush()
-            os.fsync(f.fileno())
+        cut = "\\n" if data and not data.endswith("\\n") else ""  # end a record cut short
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{cut}{key} {ctx.step_id}\\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     # every call that got this far, for the test's own checks (no fsync: a hint only)
     fd = os.open(log + ".calls", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -229,8 +235,14 @@ def _tail(out: Path) -> str:
     return "\n".join(parts)
 
 
+RECORD = re.compile(r"[0-9a-f]{32} s\d{3}")
+
+
 def _log_lines(path: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split()) for line in path.read_text().splitlines()]  # type: ignore[misc]
+    """The side-effect log's complete records (a kill may leave the start of one behind, as
+    it may cut any write that crosses a page: the agent ends such a line before its own)."""
+    lines = path.read_text().splitlines()
+    return [tuple(line.split()) for line in lines if RECORD.fullmatch(line)]  # type: ignore[misc]
 
 
 def test_run_killed_20_times_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
@@ -365,3 +377,24 @@ def test_run_killed_20_times_resumes_to_the_uninterrupted_result(tmp_path: Path)
     # the store file is sound
     with contextlib.closing(sqlite3.connect(store2 / "store.db")) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_the_agent_keeps_its_records_whole_after_a_write_cut_short(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    namespace: dict[str, object] = {}
+    exec(compile(AGENTS, MODULE, "exec"), namespace)
+    log = tmp_path / "effects.log"
+    key = idempotency_key("run", "s000")
+    log.write_text(key[:30])  # a kill cut the record short, mid-key
+    ctx = SimpleNamespace(
+        input={"ms": 0, "n": 0, "log": str(log)},
+        step_id="s000",
+        upstream={},
+        idempotency_key=key,
+        attempt=2,
+    )
+    namespace["work"](ctx)  # type: ignore[operator]
+    namespace["work"](ctx)  # type: ignore[operator]  (again: the record is there now)
+    assert log.read_text() == f"{key[:30]}\n{key} s000\n"
+    assert _log_lines(log) == [(key, "s000")]
