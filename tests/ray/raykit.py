@@ -96,3 +96,8 @@ async def waits(ctx: StepContext) -> object:
 
 def fails(ctx: StepContext) -> None:
     raise ValueError("bad thing")
+
+
+def stuck(ctx: StepContext) -> None:
+    """Never ends by itself: sleeps where no cancellation can reach it."""
+    time.sleep(3600)

@@ -530,3 +530,45 @@ def test_on_another_machine_a_program_runs_in_the_shipped_workflow_folder(
     assert top.cwd == tmp_path  # type: ignore[attr-defined]
     _rebased(sub, driver_folder)
     assert sub.cwd == tmp_path / "tools"  # type: ignore[attr-defined]
+
+
+def test_a_timeout_on_a_runner_replaces_it_and_the_run_goes_on(local_ray: str) -> None:
+    # Python steps without resource demands run on the runners' pool (actors)
+    result = _run(
+        """
+name: stuck-runner
+agents:
+  stuck: {kind: python, function: "raykit:stuck"}
+  fine: {kind: python, function: "raykit:pid"}
+steps:
+  - {id: s, agent: stuck, timeout: 1s, retries: 0}
+  - {id: after, agent: fine, needs: s}
+  - {id: other, agent: fine, input: 3}
+  - {id: later, agent: fine, needs: other, input: 4}
+"""
+    )
+    assert result.steps["s"].status is StepState.FAILED
+    assert "timed out after 1s" in (result.steps["s"].error or "")
+    assert result.steps["after"].status is StepState.SKIPPED
+    assert result.outputs["later"]["input"] == 4  # type: ignore[index]
+
+
+def test_a_step_queued_behind_a_stuck_one_moves_to_another_runner(local_ray: str) -> None:
+    # the pool has one runner per CPU (2), each given a second call while it runs one: the
+    # third step to start waits behind the stuck one, on its runner, until that is killed
+    result = _run(
+        """
+name: queued-behind
+agents:
+  stuck: {kind: python, function: "raykit:stuck"}
+  fine: {kind: python, function: "raykit:pid"}
+steps:
+  - {id: s, agent: stuck, timeout: 1s, retries: 0, priority: 10}
+  - {id: a, agent: fine, input: 1, retries: 0, priority: 5}
+  - {id: b, agent: fine, input: 2, retries: 0}
+"""
+    )
+    assert "timed out after 1s" in (result.steps["s"].error or "")
+    for sid in ("a", "b"):  # never ran where it waited: not a failed attempt
+        assert result.steps[sid].status is StepState.SUCCEEDED, result.steps[sid].error
+        assert result.steps[sid].attempts == 1

@@ -6,7 +6,9 @@ backend only changes where an agent's call happens:
 
 * ``kind: python`` and ``kind: program`` agents (and subagents run as a command) run as Ray
   tasks, one per attempt, with the step's demands on ``cpu``, ``gpu``, ``memory`` and any
-  resource the cluster declares turned into the task's resource request;
+  resource the cluster declares turned into the task's resource request; Python steps
+  with no such demand are calls to a pool of runner actors instead (one per CPU of the
+  cluster), as an actor call costs less than a task;
 * LLM agents, approvals, waits, joins and plugins' agents run in the driver, as locally.
 
 A task's output comes back to the driver unless it is large (``large_output`` bytes of
@@ -19,6 +21,8 @@ policy retries; Ray itself never retries a task (``max_retries=0``).
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -175,8 +179,10 @@ class RayBackend(LocalBackend):
         address: str | None = None,
         storage: Path | None = None,
         large_output: int = LARGE_OUTPUT,
+        pooling: bool = True,
     ) -> None:
         super().__init__(clock)
+        self.pooling = pooling
         self.address = address
         self.storage = str(storage) if storage is not None else None
         self.large_output = large_output
@@ -268,12 +274,24 @@ class RayBackend(LocalBackend):
             self._remotes[step_id] = remote
         return remote
 
+    def pool(self) -> _Pool:
+        """The runners' pool of this process's Ray job."""
+        job = ray.get_runtime_context().get_job_id()
+        pool = _POOLS.get(job)
+        if pool is None:
+            _POOLS.clear()  # (another job's actors are gone with it)
+            cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
+            pool = _POOLS[job] = _Pool(max(1, int(cpus)))
+        return pool
+
     # --- stopping -------------------------------------------------------------------------
 
-    def reap(self, ref: Any) -> None:
-        """Cancel a task; if it has not stopped after ``KILL_GRACE`` s, kill its worker."""
+    def reap(self, ref: Any, runner: Any = None) -> None:
+        """Cancel a task; if it has not stopped after ``KILL_GRACE`` s, kill its worker (a
+        runner of the pool is restarted by Ray, and back in the pool once its call ended)."""
         ray.cancel(ref, force=False)
-        task = asyncio.get_running_loop().create_task(_reap(ref))
+        pool = self.pool() if runner is not None else None
+        task = asyncio.get_running_loop().create_task(_reap(ref, runner, pool))
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
 
@@ -283,13 +301,107 @@ class RayBackend(LocalBackend):
             await asyncio.gather(*list(self._reaping), return_exceptions=True)
 
 
-async def _reap(ref: Any) -> None:
+async def _reap(ref: Any, runner: Any = None, pool: _Pool | None = None) -> None:
+    """Wait for a cancelled call to end; force it after ``KILL_GRACE`` s. A runner of the
+    pool goes back to it if its call ended, else it is killed and replaced."""
+    alive = True
     try:
         await asyncio.wait_for(asyncio.wrap_future(ref.future()), KILL_GRACE)
     except TimeoutError:
-        ray.cancel(ref, force=True)
+        if runner is None:
+            ray.cancel(ref, force=True)
+        alive = False  # (an actor's running call cannot be forced: the actor is)
+    except (RayTaskError, TaskCancelledError):
+        pass  # the call ended
     except (RayError, asyncio.CancelledError):
-        pass
+        alive = False
+    if pool is not None:
+        if alive:
+            pool.give(runner)
+        else:  # a call queued behind the one that would not stop goes to another runner
+            pool.drop(runner, killed=True)
+
+
+@ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)
+class _Runner:
+    """Runs steps, one at a time, for the pool: an actor call costs less than a task."""
+
+    @ray.method(num_returns=2)
+    def run(
+        self, static: tuple[str, bytes, tuple[str, ...], int, str | None],
+        fields: tuple[object, ...], *refs: object,
+    ) -> tuple[dict[str, object], object]:  # fmt: skip
+        return run_step(static, fields, *refs)
+
+
+class _Pool:
+    """Runner actors for Python steps with no resource demands, one per CPU of the cluster,
+    started when first needed and kept for the process's later runs on the same cluster.
+
+    A runner runs its calls one at a time, in order; it is given a second call while it runs
+    one (``DEPTH``), so that it never waits for the driver between steps. Steps wait for a
+    free slot in the order they started."""
+
+    DEPTH = 2
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.runners: list[Any] = []
+        self.busy: dict[int, int] = {}  # id(runner) -> calls in flight
+        self.killed: set[int] = set()  # runners killed for a call that would not stop
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    async def take(self) -> Any:
+        runner = self._slot()
+        if runner is not None:
+            return runner
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.append(waiter)
+        return await waiter
+
+    def _slot(self) -> Any:
+        busy = self.busy
+        idle = next((r for r in self.runners if busy[id(r)] == 0), None)
+        if idle is None and len(self.runners) < self.size:
+            idle = _Runner.options(scheduling_strategy="SPREAD").remote()  # type: ignore[attr-defined]
+            self.runners.append(idle)
+            busy[id(idle)] = 0
+        if idle is None:
+            idle = min(self.runners, key=lambda r: busy[id(r)], default=None)
+            if idle is None or busy[id(idle)] >= self.DEPTH:
+                return None
+        busy[id(idle)] += 1
+        return idle
+
+    def drop(self, runner: Any, *, killed: bool = False) -> None:
+        """A runner that died (or, ``killed``, was killed): out of the pool, not restarted."""
+        if runner in self.runners:
+            self.runners.remove(runner)
+            del self.busy[id(runner)]
+        if killed:
+            self.killed.add(id(runner))
+        with contextlib.suppress(RayError, ValueError):
+            ray.kill(runner, no_restart=True)
+        self._wake()
+
+    def give(self, runner: Any) -> None:
+        """A call of ``runner`` ended."""
+        if id(runner) in self.busy:
+            self.busy[id(runner)] -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self.waiting:
+            if self.waiting[0].done():  # (its step was cancelled meanwhile)
+                self.waiting.popleft()
+                continue
+            runner = self._slot()
+            if runner is None:
+                return
+            self.waiting.popleft().set_result(runner)
+
+
+_POOLS: dict[str, _Pool] = {}  # by Ray job: a new ray.init, a new pool
 
 
 def runs_on_ray(agent: object) -> bool:
@@ -301,12 +413,14 @@ def runs_on_ray(agent: object) -> bool:
 class _RayAgent:
     """An agent whose every call is a Ray task."""
 
-    __slots__ = ("backend", "inner", "name", "static")
+    __slots__ = ("backend", "inner", "name", "pooled", "static")
 
     def __init__(self, backend: RayBackend, name: str, inner: Agent) -> None:
         self.backend = backend
         self.name = name
         self.inner = inner
+        # a Python function: its steps without resource demands go to the runners' pool
+        self.pooled = backend.pooling and getattr(inner, "fn", None) is not None
         blob: bytes = cloudpickle.dumps(inner)  # type: ignore[no-untyped-call]
         key = hashlib.sha256(blob).hexdigest()[:24]
         # what every call sends alike, in one argument
@@ -314,6 +428,50 @@ class _RayAgent:
 
     def __repr__(self) -> str:
         return f"<on Ray: {self.inner!r}>"
+
+    async def _once(
+        self, ctx: StepContext, fields: tuple[object, ...], refs: list[object]
+    ) -> tuple[dict[str, Any], Any]:
+        """Submit one call (to a runner, for a Python step with no resource demands; else
+        as a task) and wait for what it reports; returns that and its output's ref."""
+        backend = self.backend
+        runner = None
+        pool = None
+        handed = False  # to the reaper, or out of the pool
+        if self.pooled and not backend.options_of(ctx.step_id):
+            pool = backend.pool()
+            runner = await pool.take()
+            meta_ref, value_ref = runner.run.remote(self.static, fields, *refs)
+        else:
+            meta_ref, value_ref = backend.remote_of(ctx.step_id).remote(self.static, fields, *refs)
+        try:
+            meta = await meta_ref
+        except asyncio.CancelledError:
+            backend.reap(meta_ref, runner)
+            handed = True
+            raise
+        except TaskCancelledError:
+            raise asyncio.CancelledError from None
+        except RayTaskError as exc:  # the task's own code failed (not the agent: it is caught)
+            raise StepFailed(f"the Ray task failed: {exc.cause or exc}") from None
+        except ObjectLostError as exc:
+            raise StepFailed(
+                f"an input of the step was lost from Ray's object store: {exc}"
+            ) from None
+        except RayError as exc:  # the worker or its node died: this attempt only
+            if runner is not None and pool is not None:
+                handed = True
+                if id(runner) in pool.killed:
+                    raise _Requeue from None
+                pool.drop(runner)  # a new runner takes its place, when one is needed
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise StepFailed(
+                f"the Ray worker running it died ({type(exc).__name__}: {first})"
+            ) from None
+        finally:
+            if runner is not None and pool is not None and not handed:
+                pool.give(runner)
+        return meta, value_ref
 
     async def __call__(self, ctx: StepContext) -> object:
         refs: list[object] = []
@@ -343,26 +501,12 @@ class _RayAgent:
             handoff,
             list(ctx.instructions),
         )
-        backend = self.backend
-        meta_ref, value_ref = backend.remote_of(ctx.step_id).remote(self.static, fields, *refs)
-        try:
-            meta = await meta_ref
-        except asyncio.CancelledError:
-            backend.reap(meta_ref)
-            raise
-        except TaskCancelledError:
-            raise asyncio.CancelledError from None
-        except RayTaskError as exc:  # the task's own code failed (not the agent: it is caught)
-            raise StepFailed(f"the Ray task failed: {exc.cause or exc}") from None
-        except ObjectLostError as exc:
-            raise StepFailed(
-                f"an input of the step was lost from Ray's object store: {exc}"
-            ) from None
-        except RayError as exc:  # the worker or its node died: this attempt only
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise StepFailed(
-                f"the Ray worker running it died ({type(exc).__name__}: {first})"
-            ) from None
+        while True:
+            try:
+                meta, value_ref = await self._once(ctx, fields, refs)
+                break
+            except _Requeue:
+                continue  # queued behind a call that would not stop: it never ran
         for name, data in meta["events"]:
             ctx.emit(name, data)
         for resource, amounts in meta["charges"]:
@@ -378,6 +522,10 @@ class _RayAgent:
                 fetch=lambda: ray.get(value_ref),
             )
         return meta["output"]
+
+
+class _Requeue(Exception):
+    """A call queued on a runner that was killed before it could start it."""
 
 
 def _lift(value: object, refs: list[object]) -> object:
