@@ -554,7 +554,7 @@ steps:
 
 
 def test_a_step_queued_behind_a_stuck_one_moves_to_another_runner(local_ray: str) -> None:
-    # the pool has one runner per CPU (2), each given a second call while it runs one: the
+    # the pool has one runner per CPU (2), each given more calls while it runs one: the
     # third step to start waits behind the stuck one, on its runner, until that is killed
     result = _run(
         """

@@ -338,11 +338,12 @@ class _Pool:
     """Runner actors for Python steps with no resource demands, one per CPU of the cluster,
     started when first needed and kept for the process's later runs on the same cluster.
 
-    A runner runs its calls one at a time, in order; it is given a second call while it runs
-    one (``DEPTH``), so that it never waits for the driver between steps. Steps wait for a
-    free slot in the order they started."""
+    A runner runs its calls one at a time, in order; it is given more while it runs one (up
+    to ``DEPTH`` in all, every runner's first slot before anyone's second), so that it never
+    waits for the driver between steps. Steps wait for a free slot in the order they
+    started."""
 
-    DEPTH = 2
+    DEPTH = 3
 
     def __init__(self, size: int) -> None:
         self.size = size
