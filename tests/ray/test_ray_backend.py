@@ -572,3 +572,23 @@ steps:
     for sid in ("a", "b"):  # never ran where it waited: not a failed attempt
         assert result.steps[sid].status is StepState.SUCCEEDED, result.steps[sid].error
         assert result.steps[sid].attempts == 1
+
+
+def test_steps_queued_on_a_runner_that_dies_are_not_failed_with_it(local_ray: str) -> None:
+    # two runners (2 CPUs), up to three calls each: the third step to start waits on the
+    # victim's runner, which dies running the victim
+    result = _run(
+        """
+name: queued-on-the-dead
+agents:
+  dies: {kind: python, function: "raykit:die_once"}
+  fine: {kind: python, function: "raykit:pid"}
+steps:
+  - {id: victim, agent: dies, retries: {max: 1, backoff: 0}, priority: 10}
+  - {id: x, agent: fine, input: 1, retries: 0, priority: 5}
+  - {id: y, agent: fine, input: 2, retries: 0}
+"""
+    )
+    assert result.status is cp.RunStatus.SUCCEEDED, {k: s.error for k, s in result.steps.items()}
+    assert result.steps["victim"].attempts == 2
+    assert result.steps["x"].attempts == 1 and result.steps["y"].attempts == 1

@@ -286,12 +286,12 @@ class RayBackend(LocalBackend):
 
     # --- stopping -------------------------------------------------------------------------
 
-    def reap(self, ref: Any, runner: Any = None) -> None:
+    def reap(self, ref: Any, seat: _Seat | None = None) -> None:
         """Cancel a task; if it has not stopped after ``KILL_GRACE`` s, kill its worker (a
         runner of the pool is restarted by Ray, and back in the pool once its call ended)."""
         ray.cancel(ref, force=False)
-        pool = self.pool() if runner is not None else None
-        task = asyncio.get_running_loop().create_task(_reap(ref, runner, pool))
+        pool = self.pool() if seat is not None else None
+        task = asyncio.get_running_loop().create_task(_reap(ref, seat, pool))
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
 
@@ -301,25 +301,25 @@ class RayBackend(LocalBackend):
             await asyncio.gather(*list(self._reaping), return_exceptions=True)
 
 
-async def _reap(ref: Any, runner: Any = None, pool: _Pool | None = None) -> None:
+async def _reap(ref: Any, seat: _Seat | None = None, pool: _Pool | None = None) -> None:
     """Wait for a cancelled call to end; force it after ``KILL_GRACE`` s. A runner of the
-    pool goes back to it if its call ended, else it is killed and replaced."""
+    pool keeps running its other calls if this one ended, else it is killed and replaced
+    (those calls are sent again, elsewhere)."""
     alive = True
     try:
         await asyncio.wait_for(asyncio.wrap_future(ref.future()), KILL_GRACE)
     except TimeoutError:
-        if runner is None:
+        if seat is None:
             ray.cancel(ref, force=True)
         alive = False  # (an actor's running call cannot be forced: the actor is)
     except (RayTaskError, TaskCancelledError):
         pass  # the call ended
     except (RayError, asyncio.CancelledError):
         alive = False
-    if pool is not None:
-        if alive:
-            pool.give(runner)
-        else:  # a call queued behind the one that would not stop goes to another runner
-            pool.drop(runner, killed=True)
+    if pool is not None and seat is not None:
+        if not alive:
+            pool.drop(seat.runner)
+        pool.give(seat)
 
 
 @ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)
@@ -334,6 +334,15 @@ class _Runner:
         return run_step(static, fields, *refs)
 
 
+class _Seat:
+    """One call's place on a runner."""
+
+    __slots__ = ("runner",)
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+
 class _Pool:
     """Runner actors for Python steps with no resource demands, one per CPU of the cluster,
     started when first needed and kept for the process's later runs on the same cluster.
@@ -341,54 +350,59 @@ class _Pool:
     A runner runs its calls one at a time, in order; it is given more while it runs one (up
     to ``DEPTH`` in all, every runner's first slot before anyone's second), so that it never
     waits for the driver between steps. Steps wait for a free slot in the order they
-    started."""
+    started. When a runner dies, only the call it was running (the first of its calls) had
+    started: the others are sent again, elsewhere."""
 
     DEPTH = 3
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.runners: list[Any] = []
-        self.busy: dict[int, int] = {}  # id(runner) -> calls in flight
-        self.killed: set[int] = set()  # runners killed for a call that would not stop
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.calls: dict[int, collections.deque[_Seat]] = {}  # id(runner) -> in run order
+        self.waiting: collections.deque[asyncio.Future[_Seat]] = collections.deque()
 
-    async def take(self) -> Any:
-        runner = self._slot()
-        if runner is not None:
-            return runner
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    async def take(self) -> _Seat:
+        seat = self._slot()
+        if seat is not None:
+            return seat
+        waiter: asyncio.Future[_Seat] = asyncio.get_running_loop().create_future()
         self.waiting.append(waiter)
         return await waiter
 
-    def _slot(self) -> Any:
-        busy = self.busy
-        idle = next((r for r in self.runners if busy[id(r)] == 0), None)
-        if idle is None and len(self.runners) < self.size:
-            idle = _Runner.options(scheduling_strategy="SPREAD").remote()  # type: ignore[attr-defined]
-            self.runners.append(idle)
-            busy[id(idle)] = 0
-        if idle is None:
-            idle = min(self.runners, key=lambda r: busy[id(r)], default=None)
-            if idle is None or busy[id(idle)] >= self.DEPTH:
+    def _slot(self) -> _Seat | None:
+        calls = self.calls
+        runner = next((r for r in self.runners if not calls[id(r)]), None)
+        if runner is None and len(self.runners) < self.size:
+            runner = _Runner.options(scheduling_strategy="SPREAD").remote()  # type: ignore[attr-defined]
+            self.runners.append(runner)
+            calls[id(runner)] = collections.deque()
+        if runner is None:
+            runner = min(self.runners, key=lambda r: len(calls[id(r)]), default=None)
+            if runner is None or len(calls[id(runner)]) >= self.DEPTH:
                 return None
-        busy[id(idle)] += 1
-        return idle
+        seat = _Seat(runner)
+        calls[id(runner)].append(seat)
+        return seat
 
-    def drop(self, runner: Any, *, killed: bool = False) -> None:
-        """A runner that died (or, ``killed``, was killed): out of the pool, not restarted."""
-        if runner in self.runners:
-            self.runners.remove(runner)
-            del self.busy[id(runner)]
-        if killed:
-            self.killed.add(id(runner))
-        with contextlib.suppress(RayError, ValueError):
-            ray.kill(runner, no_restart=True)
+    def running(self, seat: _Seat) -> bool:
+        """Whether this call is the one its runner runs (or ran when it died)."""
+        queue = self.calls.get(id(seat.runner))
+        return bool(queue) and queue[0] is seat  # type: ignore[index]
+
+    def give(self, seat: _Seat) -> None:
+        """A call ended (or will not be waited for any more)."""
+        queue = self.calls.get(id(seat.runner))
+        if queue is not None and seat in queue:
+            queue.remove(seat)
         self._wake()
 
-    def give(self, runner: Any) -> None:
-        """A call of ``runner`` ended."""
-        if id(runner) in self.busy:
-            self.busy[id(runner)] -= 1
+    def drop(self, runner: Any) -> None:
+        """A runner that died, or is killed: out of the pool, not restarted."""
+        if runner in self.runners:
+            self.runners.remove(runner)
+            del self.calls[id(runner)]
+        with contextlib.suppress(RayError, ValueError):
+            ray.kill(runner, no_restart=True)
         self._wake()
 
     def _wake(self) -> None:
@@ -396,10 +410,10 @@ class _Pool:
             if self.waiting[0].done():  # (its step was cancelled meanwhile)
                 self.waiting.popleft()
                 continue
-            runner = self._slot()
-            if runner is None:
+            seat = self._slot()
+            if seat is None:
                 return
-            self.waiting.popleft().set_result(runner)
+            self.waiting.popleft().set_result(seat)
 
 
 _POOLS: dict[str, _Pool] = {}  # by Ray job: a new ray.init, a new pool
@@ -436,19 +450,19 @@ class _RayAgent:
         """Submit one call (to a runner, for a Python step with no resource demands; else
         as a task) and wait for what it reports; returns that and its output's ref."""
         backend = self.backend
-        runner = None
+        seat = None
         pool = None
-        handed = False  # to the reaper, or out of the pool
+        handed = False  # to the reaper, or already given back
         if self.pooled and not backend.options_of(ctx.step_id):
             pool = backend.pool()
-            runner = await pool.take()
-            meta_ref, value_ref = runner.run.remote(self.static, fields, *refs)
+            seat = await pool.take()
+            meta_ref, value_ref = seat.runner.run.remote(self.static, fields, *refs)
         else:
             meta_ref, value_ref = backend.remote_of(ctx.step_id).remote(self.static, fields, *refs)
         try:
             meta = await meta_ref
         except asyncio.CancelledError:
-            backend.reap(meta_ref, runner)
+            backend.reap(meta_ref, seat)
             handed = True
             raise
         except TaskCancelledError:
@@ -460,18 +474,20 @@ class _RayAgent:
                 f"an input of the step was lost from Ray's object store: {exc}"
             ) from None
         except RayError as exc:  # the worker or its node died: this attempt only
-            if runner is not None and pool is not None:
+            if seat is not None and pool is not None:
+                ran = pool.running(seat)
+                pool.give(seat)
                 handed = True
-                if id(runner) in pool.killed:
+                if not ran:  # queued behind the call its runner died in: never started
                     raise _Requeue from None
-                pool.drop(runner)  # a new runner takes its place, when one is needed
+                pool.drop(seat.runner)  # a new runner takes its place, when one is needed
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise StepFailed(
                 f"the Ray worker running it died ({type(exc).__name__}: {first})"
             ) from None
         finally:
-            if runner is not None and pool is not None and not handed:
-                pool.give(runner)
+            if seat is not None and pool is not None and not handed:
+                pool.give(seat)
         return meta, value_ref
 
     async def __call__(self, ctx: StepContext) -> object:
@@ -526,7 +542,7 @@ class _RayAgent:
 
 
 class _Requeue(Exception):
-    """A call queued on a runner that was killed before it could start it."""
+    """A call queued on a runner that died (or was killed) before it could start it."""
 
 
 def _lift(value: object, refs: list[object]) -> object:
