@@ -179,10 +179,8 @@ class RayBackend(LocalBackend):
         address: str | None = None,
         storage: Path | None = None,
         large_output: int = LARGE_OUTPUT,
-        pooling: bool = True,
     ) -> None:
         super().__init__(clock)
-        self.pooling = pooling
         self.address = address
         self.storage = str(storage) if storage is not None else None
         self.large_output = large_output
@@ -223,7 +221,7 @@ class RayBackend(LocalBackend):
         self._known = {k for k in declared if k not in ("CPU", "GPU", "memory")}
         self._check_fit(workflow, agents)
         return {
-            name: _RayAgent(self, name, agent) if runs_on_ray(agent) else _Fetching(agent)
+            name: _RayAgent(self, agent) if runs_on_ray(agent) else _Fetching(agent)
             for name, agent in agents.items()
         }
 
@@ -426,16 +424,15 @@ def runs_on_ray(agent: object) -> bool:
 
 
 class _RayAgent:
-    """An agent whose every call is a Ray task."""
+    """An agent whose every call runs on Ray: a call to a runner of the pool, or a task."""
 
-    __slots__ = ("backend", "inner", "name", "pooled", "static")
+    __slots__ = ("backend", "inner", "pooled", "static")
 
-    def __init__(self, backend: RayBackend, name: str, inner: Agent) -> None:
+    def __init__(self, backend: RayBackend, inner: Agent) -> None:
         self.backend = backend
-        self.name = name
         self.inner = inner
         # a Python function: its steps without resource demands go to the runners' pool
-        self.pooled = backend.pooling and getattr(inner, "fn", None) is not None
+        self.pooled = getattr(inner, "fn", None) is not None
         blob: bytes = cloudpickle.dumps(inner)  # type: ignore[no-untyped-call]
         key = hashlib.sha256(blob).hexdigest()[:24]
         # what every call sends alike, in one argument
@@ -576,9 +573,6 @@ class _Fetching:
 
     def __repr__(self) -> str:
         return repr(self.inner)
-
-    def __getattr__(self, name: str) -> object:  # the inner agent's own attributes
-        return getattr(self.inner, name)
 
     async def __call__(self, ctx: StepContext) -> object:
         if LargeOutput.made and (contains_large(ctx.input) or contains_large(dict(ctx.upstream))):
