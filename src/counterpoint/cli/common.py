@@ -78,6 +78,14 @@ class PatternChoice(StrEnum):
     resource_aware = "resource-aware"
 
 
+PlanningBudgetOpt = Annotated[
+    str,
+    typer.Option(
+        "--planning-budget",
+        help="How long the planned rule may search before the run (250ms, 1s).",
+    ),
+]
+
 PatternOpt = Annotated[
     PatternChoice | None,
     typer.Option(

@@ -16,6 +16,7 @@ from counterpoint.cli.common import (
     ImportFormat,
     JsonOpt,
     PatternOpt,
+    PlanningBudgetOpt,
     PriorityRule,
     StoreOpt,
     app,
@@ -135,13 +136,7 @@ def simulate(
             "unless it has an offset).",
         ),
     ] = None,
-    planning_budget: Annotated[
-        str,
-        typer.Option(
-            "--planning-budget",
-            help="How long the planned rule may search before the run (250ms, 1s).",
-        ),
-    ] = "100ms",
+    planning_budget: PlanningBudgetOpt = "100ms",
     pattern: PatternOpt = None,
 ) -> None:
     """Run on the virtual clock (each step takes its estimate): makespan and lower bound.

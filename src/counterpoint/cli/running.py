@@ -20,6 +20,7 @@ from counterpoint.cli.common import (
     JsonOpt,
     NoCacheOpt,
     PatternOpt,
+    PlanningBudgetOpt,
     PriorityRule,
     RayAddressOpt,
     RayStorageOpt,
@@ -103,13 +104,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Seed for retry jitter.")] = None,
     store: StoreOpt = None,
     no_cache: NoCacheOpt = False,
-    planning_budget: Annotated[
-        str,
-        typer.Option(
-            "--planning-budget",
-            help="How long the planned rule may search before the run (250ms, 1s).",
-        ),
-    ] = "100ms",
+    planning_budget: PlanningBudgetOpt = "100ms",
     backend: BackendOpt = None,
     ray_address: RayAddressOpt = None,
     ray_storage: RayStorageOpt = None,
