@@ -73,6 +73,21 @@ def load(tmp_path: Path, text: str) -> cp.Workflow:
     return cp.loads(textwrap.dedent(text), str(tmp_path / "workflow.yaml"))
 
 
+def one_step(tmp_path: Path, name: str, agent: str) -> cp.Workflow:
+    """A workflow called ``name`` of one step, ``s`` (input "hi"), whose agent ``m`` is the
+    flow mapping ``{agent}``."""
+    return load(
+        tmp_path,
+        f"""
+        name: {name}
+        agents:
+          m: {{{agent}}}
+        steps:
+          - {{id: s, agent: m, input: hi}}
+        """,
+    )
+
+
 def run(wf: cp.Workflow, **options: object) -> cp.RunResult:
     return asyncio.run(cp.run(wf, **options))  # type: ignore[arg-type]
 
@@ -217,16 +232,7 @@ def test_the_endpoint_and_key_come_from_the_environment(
     monkeypatch.setenv(url_env, llm.base_url)
     monkeypatch.setenv(key_env, key)
     llm.reply(chat("from the environment"))
-    wf = load(
-        tmp_path,
-        f"""
-        name: env
-        agents:
-          m: {{kind: llm, model: gpt-env{names}}}
-        steps:
-          - {{id: s, agent: m, input: hi}}
-        """,
-    )
+    wf = one_step(tmp_path, "env", f"kind: llm, model: gpt-env{names}")
     result = run(wf)
     assert result.status is cp.RunStatus.SUCCEEDED, result.steps
     assert result.outputs["s"] == "from the environment"
@@ -494,15 +500,10 @@ def test_a_429_with_retry_after_ms_is_retried_after_that_delay(
     # 600 ms: longer than the client's own first backoff (at most 500 ms), so the gap shows
     # the header was honoured
     llm.reply(error(429, "Rate limit reached", retry_after_ms="600"), chat("at last"))
-    wf = load(
+    wf = one_step(
         tmp_path,
-        f"""
-        name: retry-after
-        agents:
-          m: {{kind: llm, model: gpt-busy, base_url: "{llm.base_url}", retries: 2}}
-        steps:
-          - {{id: s, agent: m, input: hi}}
-        """,
+        "retry-after",
+        f'kind: llm, model: gpt-busy, base_url: "{llm.base_url}", retries: 2',
     )
     result = run(wf)
     step = result.steps["s"]
@@ -598,15 +599,8 @@ def test_a_malformed_answer_fails_the_step_with_a_clear_message(
     tmp_path: Path, llm: LlmServer, reply: Reply
 ) -> None:
     llm.reply(reply)
-    wf = load(
-        tmp_path,
-        f"""
-        name: malformed
-        agents:
-          m: {{kind: llm, model: gpt-x, base_url: "{llm.base_url}", retries: 0}}
-        steps:
-          - {{id: s, agent: m, input: hi}}
-        """,
+    wf = one_step(
+        tmp_path, "malformed", f'kind: llm, model: gpt-x, base_url: "{llm.base_url}", retries: 0'
     )
     result = run(wf)
     step = result.steps["s"]
@@ -623,15 +617,10 @@ def test_a_malformed_answer_fails_the_step_with_a_clear_message(
 
 def test_an_endpoint_slower_than_the_timeout_fails_the_step(tmp_path: Path, llm: LlmServer) -> None:
     llm.reply(Reply(200, chat("too late"), delay=5.0))  # cut short when the server stops
-    wf = load(
+    wf = one_step(
         tmp_path,
-        f"""
-        name: slow
-        agents:
-          m: {{kind: llm, model: gpt-slow, base_url: "{llm.base_url}", timeout: 200ms, retries: 0}}
-        steps:
-          - {{id: s, agent: m, input: hi}}
-        """,
+        "slow",
+        f'kind: llm, model: gpt-slow, base_url: "{llm.base_url}", timeout: 200ms, retries: 0',
     )
     result = run(wf)
     step = result.steps["s"]
