@@ -21,7 +21,7 @@ import raykit
 import counterpoint as cp
 from counterpoint.backends.choose import BackendUnavailable, make_backend
 from counterpoint.backends.ray import RayBackend, ray_options
-from counterpoint.outputs import MARK, LargeOutput
+from counterpoint.outputs import LargeOutput
 from counterpoint.scheduler.core import StepState
 from counterpoint.store import SqliteStore
 
@@ -461,7 +461,6 @@ def test_the_journal_keeps_the_backend_for_resume(local_ray: str, tmp_path: Path
         "address": None,
         "storage": str(tmp_path / "o"),
     }
-    assert MARK not in json.dumps(info.options)
 
 
 def test_cli_on_a_local_ray_keeps_large_outputs_beside_the_store_and_resumes_there(
